@@ -1,0 +1,27 @@
+# Vigil: `make` builds, `make test` runs every test (root needed for the kernel
+# tests), `make generate` rebuilds the BPF objects with clang-19.
+GO ?= go
+export CGO_ENABLED ?= 0
+
+.PHONY: build test generate check-generated vmlinux bench
+
+build:
+	$(GO) build -o vigil ./cmd/vigil
+
+test:
+	$(GO) vet ./...
+	$(GO) test -count=1 -p 1 ./...
+
+generate:
+	$(GO) generate ./...
+
+# Fails when the committed BPF output differs from what the C sources build to.
+check-generated: generate
+	git diff --exit-code -- '*.o' '*_bpfel.go' || { echo "committed BPF output is stale: run make generate and commit" >&2; exit 1; }
+
+# Regenerates bpf/include from this machine's kernel BTF (by hand, not in CI).
+vmlinux:
+	scripts/gen-vmlinux.sh
+
+bench:
+	bench/run.sh

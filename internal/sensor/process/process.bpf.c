@@ -1,0 +1,124 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Process lifecycle: exec, fork (new processes, not threads) and exit (the
+ * last thread of a process). Built on tp_btf, which hands us typed pointers to
+ * the task and the binprm (shared/KERNEL.md: no kprobes or fentry here).
+ */
+#include "lib/common.h"
+#include "lib/output.h"
+#include "lib/path.h"
+#include "lib/task.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Referenced so that bpf2go can generate their Go mirrors. */
+const struct exec_event *unused_exec_event __attribute__((unused));
+const struct fork_event *unused_fork_event __attribute__((unused));
+const struct exit_event *unused_exit_event __attribute__((unused));
+const struct kstats *unused_kstats __attribute__((unused));
+const enum event_type *unused_event_type __attribute__((unused));
+const enum exec_flag *unused_exec_flag __attribute__((unused));
+
+/* Offsets in scratch of each variable-length part of an exec record. Each part
+ * is bounded, and every offset is masked before use so the verifier can see
+ * that each copy stays inside the scratch buffer. */
+#define EXEC_DATA_OFF sizeof(struct exec_event)
+
+static __always_inline __u32 clamp_u32(__u64 v, __u32 max)
+{
+	return v > max ? max : v;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct scratch *s = scratch_get();
+	if (!s)
+		return 0;
+	struct exec_event *e = (void *)s->buf;
+	bool trunc = false;
+	__u32 off = EXEC_DATA_OFF;
+
+	__builtin_memset(e, 0, sizeof(*e));
+	task_info_fill(&e->task, task);
+
+	/* The file the kernel executed: for a script, its interpreter. */
+	struct path exe_path = BPF_CORE_READ(bprm, file, f_path);
+	e->path_len = path_write(&exe_path, off, &trunc);
+	if (trunc)
+		e->flags |= EXEC_PATH_TRUNCATED;
+	off += e->path_len;
+
+	struct path pwd = BPF_CORE_READ(task, fs, pwd);
+	e->cwd_len = path_write(&pwd, off & SCRATCH_MASK, &trunc);
+	if (trunc)
+		e->flags |= EXEC_CWD_TRUNCATED;
+	off += e->cwd_len;
+
+	/* The caller's string. binfmt_script points interp at the interpreter
+	 * named by the #! line; otherwise interp and filename are one string. */
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	if (BPF_CORE_READ(bprm, interp) != filename)
+		e->flags |= EXEC_INTERPRETED;
+	off &= SCRATCH_MASK;
+	long n = bpf_probe_read_kernel_str(&s->buf[off], VIGIL_PATH_MAX, filename);
+	if (n > 0) {
+		e->filename_len = n;
+		if (n == VIGIL_PATH_MAX)
+			e->flags |= EXEC_FILENAME_TRUNCATED;
+		off += n;
+	}
+
+	/* argv, as the new program sees it on its stack. */
+	struct mm_struct *mm = BPF_CORE_READ(task, mm);
+	unsigned long arg_start = BPF_CORE_READ(mm, arg_start);
+	unsigned long arg_end = BPF_CORE_READ(mm, arg_end);
+	e->argc = BPF_CORE_READ(bprm, argc);
+	e->args_size = arg_end > arg_start ? arg_end - arg_start : 0;
+	__u32 args_len = clamp_u32(e->args_size, VIGIL_ARGS_MAX);
+	if (args_len < e->args_size)
+		e->flags |= EXEC_ARGS_TRUNCATED;
+	off &= SCRATCH_MASK; /* the data before args is at most three paths */
+	if (args_len > 0 && bpf_probe_read_user(&s->buf[off], args_len, (void *)arg_start) == 0) {
+		e->args_len = args_len;
+		off += args_len;
+	}
+
+	header_init(&e->hdr, EVENT_EXEC, off);
+	event_output(e, EVENT_EXEC, clamp_u32(off, SCRATCH_SIZE));
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(vigil_fork, struct task_struct *parent, struct task_struct *child)
+{
+	/* Threads share their process's identity; only new processes matter. */
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+
+	struct fork_event *e = event_reserve(EVENT_FORK, sizeof(*e));
+	if (!e)
+		return 0;
+	task_info_fill(&e->task, child);
+	event_submit(e, EVENT_FORK);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(vigil_exit, struct task_struct *task)
+{
+	/* Report the process once its last thread is gone. Two threads exiting
+	 * together may both see live == 0; user space keeps the first. */
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+
+	struct exit_event *e = event_reserve(EVENT_EXIT, sizeof(*e));
+	if (!e)
+		return 0;
+	task_info_fill(&e->task, task);
+	e->exit_code = BPF_CORE_READ(task, exit_code);
+	event_submit(e, EVENT_EXIT);
+	return 0;
+}
