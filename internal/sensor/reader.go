@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -41,6 +42,9 @@ func ParseHeader(b []byte) (Header, error) {
 type Reader struct {
 	rd   *ringbuf.Reader
 	poll time.Duration
+
+	mu     sync.Mutex // guards closed: the ring is unmapped on Close
+	closed bool
 }
 
 // NewReader opens a reader on the shared ring buffer.
@@ -55,13 +59,11 @@ func NewReader(s *Shared, poll time.Duration) (*Reader, error) {
 	return &Reader{rd: rd, poll: poll}, nil
 }
 
-// Run calls handle for every record until ctx is done. The slice passed to
-// handle is reused: handle must copy what it keeps. handle runs on the reader's
-// goroutine and must not block.
+// Run calls handle for every record until ctx is done, then returns after one
+// last pass that drains what the ring still holds, so records written before
+// the stop are not lost. The slice passed to handle is reused: handle must copy
+// what it keeps. handle runs on the reader's goroutine and must not block.
 func (r *Reader) Run(ctx context.Context, handle func(rec []byte)) error {
-	stop := context.AfterFunc(ctx, func() { r.rd.Close() })
-	defer stop()
-
 	var rec ringbuf.Record
 	r.rd.SetDeadline(time.Now().Add(r.poll))
 	for {
@@ -70,6 +72,10 @@ func (r *Reader) Run(ctx context.Context, handle func(rec []byte)) error {
 		case err == nil:
 			handle(rec.RawSample)
 		case errors.Is(err, os.ErrDeadlineExceeded):
+			// ReadInto returns this only once the ring is empty.
+			if ctx.Err() != nil {
+				return nil
+			}
 			r.rd.SetDeadline(time.Now().Add(r.poll))
 		case errors.Is(err, ringbuf.ErrClosed):
 			return nil
@@ -79,8 +85,23 @@ func (r *Reader) Run(ctx context.Context, handle func(rec []byte)) error {
 	}
 }
 
-// Pending is the number of bytes waiting in the ring buffer.
-func (r *Reader) Pending() int { return r.rd.AvailableBytes() }
+// Pending is the number of bytes waiting in the ring buffer, 0 once closed.
+func (r *Reader) Pending() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return 0
+	}
+	return r.rd.AvailableBytes()
+}
 
 // Close stops the reader. It is safe to call more than once.
-func (r *Reader) Close() error { return r.rd.Close() }
+func (r *Reader) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	return r.rd.Close()
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/vigilsec/vigil/internal/event"
@@ -123,13 +124,15 @@ func cString(b []byte) string {
 	return string(b)
 }
 
-// absolute resolves a path the caller passed relative to its working directory.
+// absolute resolves a path the caller passed against its working directory,
+// lexically: the kernel has replaced the script's file with its interpreter's
+// by the time the exec is reported, so this is the one path we cannot walk.
 func absolute(p, cwd string) string {
-	if p == "" || strings.HasPrefix(p, "/") {
-		return p
+	if p == "" {
+		return ""
 	}
-	if cwd == "/" {
-		return "/" + p
+	if strings.HasPrefix(p, "/") {
+		return path.Clean(p)
 	}
-	return cwd + "/" + p
+	return path.Join(cwd, p)
 }

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/daemon"
+)
+
+func statusCmd() *cobra.Command {
+	var cfgPath, socket, format string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the running agent's health: sensors, event rates, drops",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("socket") {
+				cfg.StatusSocket = socket
+			}
+			st, err := daemon.QueryStatus(cfg.StatusSocket)
+			if err != nil {
+				return err
+			}
+			switch format {
+			case "json":
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			case "table", "":
+				printStatus(os.Stdout, st)
+				return nil
+			}
+			return fmt.Errorf("--output %q: use table or json", format)
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "the agent's configuration file, to find its socket")
+	cmd.Flags().StringVar(&socket, "socket", "", "status socket (default from the configuration)")
+	cmd.Flags().StringVarP(&format, "output", "o", "table", "table or json")
+	return cmd
+}
+
+func printStatus(w io.Writer, st daemon.Status) {
+	up := time.Duration(st.UptimeSeconds * float64(time.Second)).Round(time.Second)
+	fmt.Fprintf(w, "vigil %s, pid %d, up %s\n", st.Version, st.PID, up)
+	for _, s := range st.Sensors {
+		fmt.Fprintf(w, "sensor %s: %d hooks attached %v\n", s.Name, len(s.Hooks), s.Hooks)
+	}
+	fmt.Fprintf(w, "events/s %.1f, written %d, queue %d/%d, ring buffer %d/%d bytes\n\n",
+		st.EventsPerSecond, st.Written, st.Queue.Used, st.Queue.Capacity, st.RingBuffer.Used, st.RingBuffer.Capacity)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "KIND\tKERNEL SENT\tKERNEL LOST\tRECEIVED\tQUEUE DROPPED\t")
+	for _, k := range st.Events {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", k.Kind, k.KernelSent, k.KernelLost, k.Received, k.QueueDropped)
+	}
+	tw.Flush()
+	pc := st.ProcessCache
+	fmt.Fprintf(w, "\nprocess cache: %d entries, decode errors %d, duplicate exits %d, sink errors %d\n",
+		pc.Entries(), st.DecodeErrors, st.DuplicateExits, st.SinkErrors)
+	if st.KernelError != "" {
+		fmt.Fprintf(w, "kernel counters unavailable: %s\n", st.KernelError)
+	}
+}

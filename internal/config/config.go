@@ -1,0 +1,167 @@
+// Package config loads the agent's configuration: built-in defaults, then a
+// YAML file, then command-line flags. Errors name the file and line.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is everything `vigil run` can be told. The YAML names are the
+// snake_case tags below; docs/config.md describes each.
+type Config struct {
+	// Output is where events go as JSON lines: "-" for stdout, or a file path.
+	Output string `yaml:"output"`
+	// StatusSocket is the root-only unix socket `vigil status` talks to.
+	StatusSocket string `yaml:"status_socket"`
+	LogLevel     string `yaml:"log_level"`
+	// StatsInterval is how often the agent logs its counters; 0 disables.
+	StatsInterval Duration `yaml:"stats_interval"`
+
+	Kernel  Kernel  `yaml:"kernel"`
+	Queue   Queue   `yaml:"queue"`
+	Process Process `yaml:"process"`
+	Paths   Paths   `yaml:"paths"`
+}
+
+// Kernel tunes the transport from BPF to user space.
+type Kernel struct {
+	// RingBufferMiB is the ring buffer size, a power of two.
+	RingBufferMiB int `yaml:"ring_buffer_mib"`
+	// Poll is the longest an event waits in the ring before it is read.
+	Poll Duration `yaml:"poll"`
+}
+
+// Queue is the user-space queue between the ring reader and the outputs. When
+// it is full, events are dropped and counted, never blocking the reader.
+type Queue struct {
+	Size int `yaml:"size"`
+}
+
+// Process tunes the process cache.
+type Process struct {
+	MaxEntries    int      `yaml:"max_entries"`
+	ExitGrace     Duration `yaml:"exit_grace"`
+	AncestryDepth int      `yaml:"ancestry_depth"`
+}
+
+// Paths are the host filesystems Vigil reads. Tests point them at fixtures.
+type Paths struct {
+	Procfs   string `yaml:"procfs"`
+	Cgroupfs string `yaml:"cgroupfs"` // the cgroup v2 hierarchy
+	BTF      string `yaml:"btf"`
+}
+
+// Default is the configuration `vigil run` uses with no file.
+func Default() Config {
+	return Config{
+		Output:        "-",
+		StatusSocket:  "/run/vigil/status.sock",
+		LogLevel:      "info",
+		StatsInterval: Duration(time.Minute),
+		Kernel:        Kernel{RingBufferMiB: 16, Poll: Duration(20 * time.Millisecond)},
+		Queue:         Queue{Size: 65536},
+		Process:       Process{MaxEntries: 65536, ExitGrace: Duration(30 * time.Second), AncestryDepth: 16},
+		Paths:         Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
+	}
+}
+
+// defaultCgroupfs is the cgroup v2 hierarchy: /sys/fs/cgroup on a unified
+// host, /sys/fs/cgroup/unified on a hybrid one.
+func defaultCgroupfs() string {
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err == nil {
+		return "/sys/fs/cgroup/unified"
+	}
+	return "/sys/fs/cgroup"
+}
+
+// Load reads a YAML file over the defaults. Unknown keys are errors.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	if path == "" {
+		return cfg, cfg.Validate()
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, errEOF) {
+		return cfg, fmt.Errorf("%s: %s", path, yamlMessage(err))
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+var errEOF = func() error { var v any; return yaml.NewDecoder(strings.NewReader("")).Decode(&v) }()
+
+var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
+
+// yamlMessage turns "yaml: line 3: x" into "line 3: x", one problem per line.
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	msgs := []string{err.Error()}
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	}
+	for i, m := range msgs {
+		msgs[i] = yamlLine.ReplaceAllString(m, "line $1: ")
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Validate checks values that YAML types cannot.
+func (c Config) Validate() error {
+	var errs []error
+	if mib := c.Kernel.RingBufferMiB; mib < 1 || mib&(mib-1) != 0 {
+		errs = append(errs, fmt.Errorf("kernel.ring_buffer_mib: %d is not a power of two of at least 1", mib))
+	}
+	if c.Kernel.Poll <= 0 {
+		errs = append(errs, errors.New("kernel.poll: must be positive"))
+	}
+	if c.Queue.Size < 1 {
+		errs = append(errs, fmt.Errorf("queue.size: %d must be at least 1", c.Queue.Size))
+	}
+	if c.Process.MaxEntries < 1024 {
+		errs = append(errs, fmt.Errorf("process.max_entries: %d must be at least 1024", c.Process.MaxEntries))
+	}
+	if c.Process.AncestryDepth < 0 {
+		errs = append(errs, errors.New("process.ancestry_depth: must not be negative"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.Output == "" {
+		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
+	}
+	return errors.Join(errs...)
+}
+
+// Duration is a time.Duration written as "20ms", "30s" or "1m" in YAML.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration like 20ms, 30s or 1m", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// D is the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

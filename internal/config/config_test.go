@@ -1,0 +1,80 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "vigil.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadOverridesDefaults(t *testing.T) {
+	p := write(t, "output: /var/log/vigil.json\nkernel:\n  ring_buffer_mib: 32\n  poll: 5ms\nprocess:\n  exit_grace: 1m\n")
+	got, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Output = "/var/log/vigil.json"
+	want.Kernel.RingBufferMiB = 32
+	want.Kernel.Poll = Duration(5 * time.Millisecond)
+	want.Process.ExitGrace = Duration(time.Minute)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Load (-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadEmptyFileIsDefaults(t *testing.T) {
+	got, err := Load(write(t, "# nothing\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Default(), got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestLoadErrorsNameFileAndLine(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       []string
+	}{
+		{"unknown key", "output: \"-\"\nouptut: x\n", []string{"vigil.yaml", "line 2", "ouptut"}},
+		{"bad duration", "kernel:\n  poll: soon\n", []string{"vigil.yaml", "line 2", `"soon"`}},
+		{"wrong type", "queue:\n  size: lots\n", []string{"vigil.yaml", "line 2", "lots"}},
+		{"bad value", "kernel:\n  ring_buffer_mib: 3\n", []string{"vigil.yaml", "ring_buffer_mib", "power of two"}},
+		{"syntax", "output: [\n", []string{"vigil.yaml", "line"}},
+		{"log level", "log_level: loud\n", []string{"log_level", "loud"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(write(t, tt.body))
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Fatalf("err = %v, want it to name the file", err)
+	}
+}

@@ -1,0 +1,293 @@
+// Package daemon is Vigil's composition root: it wires the kernel sensors to
+// the process cache, and the enriched events to the sinks.
+//
+//	ring buffer -> decode -> process cache (update, enrich) -> queue -> sinks
+//
+// The reader goroutine never blocks: the process cache is updated in line, so
+// process lifecycle is never lost to a full queue, and events that do not fit
+// in the queue are dropped and counted per kind.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/event"
+	"github.com/vigilsec/vigil/internal/proc"
+	"github.com/vigilsec/vigil/internal/sensor"
+	"github.com/vigilsec/vigil/internal/sensor/process"
+	"github.com/vigilsec/vigil/internal/sink"
+	"github.com/vigilsec/vigil/internal/sink/jsonl"
+)
+
+// numTypes bounds the per-type counters (record types 1..3).
+const numTypes = 4
+
+// Agent is a running Vigil.
+type Agent struct {
+	cfg   config.Config
+	log   *slog.Logger
+	host  event.Host
+	clock sensor.Clock
+	cache *proc.Cache
+	sinks []sink.Sink
+
+	shared  *sensor.Shared
+	process *process.Sensor
+	reader  *sensor.Reader
+
+	queue   chan *event.Event
+	started time.Time
+
+	received     [numTypes]atomic.Uint64 // decoded and handled
+	dropped      [numTypes]atomic.Uint64 // queue full
+	decodeErrors atomic.Uint64
+	duplicates   atomic.Uint64 // second exit report of one process
+	sinkErrors   atomic.Uint64
+	written      atomic.Uint64
+
+	rate      atomic.Uint64 // events/s over the last sample, as float64 bits
+	closeOnce sync.Once
+}
+
+// New checks the machine, opens the configured output, and loads and attaches
+// the sensors. Nothing is read until Run. Extra sinks receive every event too;
+// the agent closes them.
+func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error) {
+	if err := sensor.Preflight(cfg.Paths.BTF); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		cfg:   cfg,
+		log:   log,
+		host:  hostInfo(cfg.Paths.Procfs),
+		clock: sensor.NewClock(),
+		sinks: sinks,
+		queue: make(chan *event.Event, cfg.Queue.Size),
+	}
+	out, err := jsonl.Open(cfg.Output, &a.host)
+	if err != nil {
+		return nil, err
+	}
+	a.sinks = append([]sink.Sink{out}, sinks...)
+	a.cache = proc.New(proc.Config{
+		BootID:     a.host.BootID,
+		BootTime:   a.clock.Boot(),
+		ProcRoot:   cfg.Paths.Procfs,
+		CgroupRoot: cfg.Paths.Cgroupfs,
+		MaxEntries: cfg.Process.MaxEntries,
+		ExitGrace:  cfg.Process.ExitGrace.D(),
+	})
+
+	if err := a.attach(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	log.Info("sensors attached", "sensor", "process", "hooks", process.Hooks,
+		"ring_buffer_mib", cfg.Kernel.RingBufferMiB, "kernel", a.host.Kernel)
+	return a, nil
+}
+
+func (a *Agent) attach() (err error) {
+	if a.shared, err = sensor.NewShared(a.cfg.Kernel.RingBufferMiB << 20); err != nil {
+		return err
+	}
+	if a.process, err = process.New(process.Config{}, a.shared); err != nil {
+		return err
+	}
+	a.reader, err = sensor.NewReader(a.shared, a.cfg.Kernel.Poll.D())
+	return err
+}
+
+// AddSink adds an output. Call it before Run.
+func (a *Agent) AddSink(s sink.Sink) { a.sinks = append(a.sinks, s) }
+
+// Run reads events until ctx is done, then detaches everything and flushes the
+// sinks. Processes that exist before Run are learned from /proc first.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.Close()
+	a.started = time.Now()
+
+	// The sensors are attached: a process that starts now is seen by them,
+	// one that started before is in /proc. Scan before reading, so events
+	// about pre-existing processes find them in the cache.
+	n, err := a.cache.ScanProcfs()
+	if err != nil {
+		a.log.Warn("procfs scan incomplete", "err", err)
+	}
+	a.log.Info("process cache filled from procfs", "processes", n)
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.writeLoop() }()
+	go func() { defer wg.Done(); a.housekeeping(ctx) }()
+
+	var statusErr error
+	if a.cfg.StatusSocket != "" {
+		srv, err := listenStatus(a.cfg.StatusSocket, a.Status)
+		if err != nil {
+			statusErr = err
+			a.log.Warn("status socket unavailable", "err", err)
+		} else {
+			defer srv.Close()
+			go srv.Serve()
+		}
+	}
+
+	err = a.reader.Run(ctx, a.handle)
+	close(a.queue) // the reader is the only sender
+	wg.Wait()
+	a.logCounters("final counters")
+	if err == nil && statusErr != nil && ctx.Err() == nil {
+		err = statusErr
+	}
+	return err
+}
+
+// handle runs on the reader goroutine for every record.
+func (a *Agent) handle(rec []byte) {
+	h, err := sensor.ParseHeader(rec)
+	if err != nil || h.Type == 0 || h.Type >= numTypes {
+		a.decodeErrors.Add(1)
+		return
+	}
+	e := new(event.Event)
+	switch h.Type {
+	case sensor.TypeExec:
+		if err = process.DecodeExec(rec, a.clock, e); err == nil {
+			a.cache.Exec(&e.Process)
+		}
+	case sensor.TypeFork:
+		if err = process.DecodeFork(rec, a.clock, e); err == nil {
+			a.cache.Fork(&e.Process)
+		}
+	case sensor.TypeExit:
+		if err = process.DecodeExit(rec, a.clock, e); err == nil {
+			if !a.cache.Exit(&e.Process, *e.Exit) {
+				a.duplicates.Add(1)
+				return
+			}
+		}
+	}
+	if err != nil {
+		a.decodeErrors.Add(1)
+		return
+	}
+	a.received[h.Type].Add(1)
+	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
+	select {
+	case a.queue <- e:
+	default:
+		a.dropped[h.Type].Add(1)
+	}
+}
+
+// writeLoop feeds the sinks until the queue is closed and drained.
+func (a *Agent) writeLoop() {
+	for e := range a.queue {
+		a.write(e)
+		if len(a.queue) == 0 {
+			a.flush()
+		}
+	}
+	a.flush()
+}
+
+func (a *Agent) write(e *event.Event) {
+	for _, s := range a.sinks {
+		if err := s.Write(e); err != nil {
+			a.sinkError(err)
+		}
+	}
+	a.written.Add(1)
+}
+
+func (a *Agent) flush() {
+	for _, s := range a.sinks {
+		if err := s.Flush(); err != nil {
+			a.sinkError(err)
+		}
+	}
+}
+
+func (a *Agent) sinkError(err error) {
+	// Log the first error and then every thousandth, not one per event.
+	if n := a.sinkErrors.Add(1); n == 1 || n%1000 == 0 {
+		a.log.Error("sink write failed", "err", err, "failures", n)
+	}
+}
+
+// housekeeping sweeps the process cache, samples the event rate and logs the
+// counters now and then.
+func (a *Agent) housekeeping(ctx context.Context) {
+	sweep := time.NewTicker(5 * time.Second)
+	defer sweep.Stop()
+	var logC <-chan time.Time
+	if d := a.cfg.StatsInterval.D(); d > 0 {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		logC = t.C
+	}
+	last, lastAt := a.totalReceived(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-sweep.C:
+			a.cache.Sweep()
+			cur := a.totalReceived()
+			a.setRate(float64(cur-last) / now.Sub(lastAt).Seconds())
+			last, lastAt = cur, now
+		case <-logC:
+			a.logCounters("counters")
+		}
+	}
+}
+
+func (a *Agent) totalReceived() uint64 {
+	var n uint64
+	for i := range a.received {
+		n += a.received[i].Load()
+	}
+	return n
+}
+
+func (a *Agent) logCounters(msg string) {
+	st := a.Status()
+	attrs := []any{"uptime", time.Duration(st.UptimeSeconds * float64(time.Second)).Round(time.Second)}
+	for _, k := range st.Events {
+		attrs = append(attrs, slog.Group(k.Kind, "kernel_sent", k.KernelSent, "kernel_lost", k.KernelLost,
+			"received", k.Received, "queue_dropped", k.QueueDropped))
+	}
+	attrs = append(attrs, "decode_errors", st.DecodeErrors, "sink_errors", st.SinkErrors,
+		"processes", st.ProcessCache.Entries())
+	a.log.Info(msg, attrs...)
+}
+
+// Close detaches the sensors and closes the sinks. Run calls it; it is safe
+// to call more than once, and needed only when Run is never called.
+func (a *Agent) Close() error {
+	var errs []error
+	a.closeOnce.Do(func() {
+		if a.reader != nil {
+			errs = append(errs, a.reader.Close())
+		}
+		if a.process != nil {
+			errs = append(errs, a.process.Close())
+		}
+		errs = append(errs, a.shared.Close())
+		for _, s := range a.sinks {
+			errs = append(errs, s.Close())
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,327 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/event"
+	"github.com/vigilsec/vigil/internal/testenv"
+)
+
+// collector is a sink that keeps the events of one cgroup.
+type collector struct {
+	cgroup uint64
+	mu     sync.Mutex
+	events []event.Event
+	signal chan struct{}
+}
+
+func newCollector(cgroup uint64) *collector {
+	return &collector{cgroup: cgroup, signal: make(chan struct{}, 1)}
+}
+
+func (c *collector) Write(e *event.Event) error {
+	if e.Process.CgroupID != c.cgroup {
+		return nil
+	}
+	c.mu.Lock()
+	c.events = append(c.events, *e)
+	c.mu.Unlock()
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+	return nil
+}
+func (c *collector) Flush() error { return nil }
+func (c *collector) Close() error { return nil }
+
+// waitFor returns the first event that match accepts, waiting up to 10s.
+func (c *collector) waitFor(t *testing.T, what string, match func(*event.Event) bool) event.Event {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		for i := range c.events {
+			if match(&c.events[i]) {
+				e := c.events[i]
+				c.mu.Unlock()
+				return e
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.signal:
+		case <-deadline:
+			t.Fatalf("no %s event after 10s; got %d events in the cgroup", what, c.count(func(*event.Event) bool { return true }))
+		}
+	}
+}
+
+func (c *collector) count(match func(*event.Event) bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for i := range c.events {
+		if match(&c.events[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+type harness struct {
+	agent  *Agent
+	cg     *testenv.Cgroup
+	events *collector
+	output string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// start runs the real agent: sensors loaded and attached, reading the ring
+// buffer, writing JSON to a file, and collecting this test's events.
+func start(t *testing.T) *harness {
+	t.Helper()
+	testenv.RequirePrivileged(t)
+	cfg := config.Default()
+	dir := t.TempDir()
+	cfg.Output = filepath.Join(dir, "events.json")
+	cfg.StatusSocket = filepath.Join(dir, "status.sock")
+	cfg.StatsInterval = 0
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	h := &harness{cg: testenv.NewCgroup(t), output: cfg.Output, done: make(chan error, 1)}
+	h.events = newCollector(h.cg.ID)
+	a, err := New(cfg, log, h.events)
+	if err != nil {
+		t.Fatalf("start agent: %v", err)
+	}
+	h.agent = a
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- a.Run(ctx) }()
+	t.Cleanup(func() { h.stop(t) })
+	// Run scans procfs before it reads; wait until it is reading.
+	for a.started.IsZero() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return h
+}
+
+func (h *harness) stop(t *testing.T) {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("agent did not stop within 10s")
+	}
+}
+
+func isExec(pid int, exe string) func(*event.Event) bool {
+	return func(e *event.Event) bool {
+		return e.Kind == event.KindExec && (pid == 0 || int(e.Process.PID) == pid) && (exe == "" || e.Process.Executable == exe)
+	}
+}
+
+func TestExecForkExitOfAShellCommand(t *testing.T) {
+	h := start(t)
+	// "; echo" keeps bash from exec'ing /bin/true in place: it forks first.
+	bashPID, out := h.cg.Run(t, "bash", "-c", `/bin/true a "b c"; echo -n done`)
+	if out != "done" {
+		t.Fatalf("trigger printed %q", out)
+	}
+
+	bash := h.events.waitFor(t, "bash exec", isExec(bashPID, "/usr/bin/bash"))
+	if diff := cmp.Diff([]string{"bash", "-c", `/bin/true a "b c"; echo -n done`}, bash.Process.Args); diff != "" {
+		t.Errorf("bash args (-want +got):\n%s", diff)
+	}
+	true_ := h.events.waitFor(t, "true exec", isExec(0, "/usr/bin/true"))
+	if diff := cmp.Diff([]string{"/bin/true", "a", "b c"}, true_.Process.Args); diff != "" {
+		t.Errorf("process.args (-want +got):\n%s", diff)
+	}
+	if true_.Process.Filename != "/bin/true" {
+		t.Errorf("filename = %q, want the caller's /bin/true", true_.Process.Filename)
+	}
+	if true_.Parent == nil || int(true_.Parent.PID) != bashPID || true_.Parent.Executable != "/usr/bin/bash" {
+		t.Fatalf("parent = %+v, want bash pid %d", true_.Parent, bashPID)
+	}
+	if true_.Process.PPID != uint32(bashPID) || true_.Process.CgroupID != h.cg.ID {
+		t.Errorf("ppid %d cgroup %d, want %d and %d", true_.Process.PPID, true_.Process.CgroupID, bashPID, h.cg.ID)
+	}
+	if n := len(true_.Ancestors); n == 0 || int(true_.Ancestors[0].PID) != os.Getpid() {
+		t.Errorf("ancestors %+v: want the test process (pid %d) first", true_.Ancestors, os.Getpid())
+	}
+	wd, _ := os.Getwd()
+	if true_.Process.WorkingDir != wd {
+		t.Errorf("working dir = %q, want %q", true_.Process.WorkingDir, wd)
+	}
+
+	pid := int(true_.Process.PID)
+	fork := h.events.waitFor(t, "fork", func(e *event.Event) bool { return e.Kind == event.KindFork && int(e.Process.PID) == pid })
+	if int(fork.Process.PPID) != bashPID || fork.Process.Executable != "/usr/bin/bash" {
+		t.Errorf("fork: ppid %d executable %q, want %d and the parent's /usr/bin/bash", fork.Process.PPID, fork.Process.Executable, bashPID)
+	}
+	exit := h.events.waitFor(t, "exit", func(e *event.Event) bool { return e.Kind == event.KindExit && int(e.Process.PID) == pid })
+	if exit.Exit == nil || *exit.Exit != (event.ExitStatus{}) || exit.Process.Executable != "/usr/bin/true" {
+		t.Errorf("exit %+v of %q, want code 0 of /usr/bin/true", exit.Exit, exit.Process.Executable)
+	}
+
+	// The same exec, as a JSON line in the output file.
+	h.stop(t)
+	doc := findDoc(t, h.output, func(d map[string]any) bool {
+		return get(d, "event.action") == "exec" && get(d, "process.pid") == float64(pid)
+	})
+	if diff := cmp.Diff([]any{"/bin/true", "a", "b c"}, get(doc, "process.args")); diff != "" {
+		t.Errorf("JSON process.args (-want +got):\n%s", diff)
+	}
+	if got := get(doc, "process.parent.pid"); got != float64(bashPID) {
+		t.Errorf("JSON process.parent.pid = %v, want %d", got, bashPID)
+	}
+	if get(doc, "process.executable") != "/usr/bin/true" || get(doc, "@timestamp") == nil || get(doc, "host.name") == nil {
+		t.Errorf("JSON document lacks ECS fields: %v", doc)
+	}
+}
+
+func TestExitCodesAndSignals(t *testing.T) {
+	h := start(t)
+	tests := []struct {
+		script string
+		want   event.ExitStatus
+	}{
+		{"exit 3", event.ExitStatus{Code: 3}},
+		{"kill -KILL $$", event.ExitStatus{Code: 137, Signal: 9}},
+		{"kill -TERM $$", event.ExitStatus{Code: 143, Signal: 15}},
+	}
+	for _, tt := range tests {
+		pid, _ := h.cg.Run(t, "bash", "-c", tt.script)
+		e := h.events.waitFor(t, "exit of "+tt.script, func(e *event.Event) bool { return e.Kind == event.KindExit && int(e.Process.PID) == pid })
+		if diff := cmp.Diff(&tt.want, e.Exit); diff != "" {
+			t.Errorf("%s: exit (-want +got):\n%s", tt.script, diff)
+		}
+	}
+}
+
+func TestExecutableIsTheResolvedPath(t *testing.T) {
+	h := start(t)
+	dir := t.TempDir()
+	link := filepath.Join(dir, "link-to-true")
+	if err := os.Symlink("/usr/bin/true", link); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(dir, "script.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name, cmd string
+		exe       string // what the kernel executed
+		filename  string // what the caller wrote
+		script    string
+	}{
+		{"relative", "cd /usr/bin && ./true", "/usr/bin/true", "./true", ""},
+		{"symlink", link, "/usr/bin/true", link, ""},
+		{"dotdot", "cd " + dir + " && ../../../usr/bin/true", "/usr/bin/true", "../../../usr/bin/true", ""},
+		{"script", "cd " + dir + " && ./script.sh", "/usr/bin/dash", "./script.sh", script},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cmd += "; exit 0" // fork, don't exec in place
+			h.cg.Run(t, "bash", "-c", tt.cmd)
+			e := h.events.waitFor(t, tt.name, func(e *event.Event) bool {
+				return e.Kind == event.KindExec && e.Process.Filename == tt.filename
+			})
+			got := [3]string{e.Process.Executable, e.Process.Filename, e.Process.Script}
+			if diff := cmp.Diff([3]string{tt.exe, tt.filename, tt.script}, got); diff != "" {
+				t.Errorf("[executable filename script] (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLongArgvIsBoundedAndSaysSo(t *testing.T) {
+	h := start(t)
+	args := []string{"-c", "exit 0", "vigil-long-argv"}
+	for i := 0; i < 5000; i++ {
+		args = append(args, "argument-"+strconv.Itoa(i))
+	}
+	args = append(args, "line\nbreak\x1b[0m") // hostile, and past the cut
+	pid, _ := h.cg.Run(t, "bash", args...)
+	e := h.events.waitFor(t, "long exec", isExec(pid, ""))
+	p := e.Process
+	if !p.ArgsTruncated || p.ArgsCount != len(args)+1 || len(p.Args) >= p.ArgsCount || len(p.Args) < 1000 {
+		t.Fatalf("truncated %v, argc %d, carried %d: want truncated, argc %d, over 1000 carried", p.ArgsTruncated, p.ArgsCount, len(p.Args), len(args)+1)
+	}
+	if p.Args[3] != "vigil-long-argv" || p.Args[4] != "argument-0" {
+		t.Errorf("args start %q", p.Args[:5])
+	}
+
+	// A newline in an argument never splits a JSON line.
+	pid2, _ := h.cg.Run(t, "bash", "-c", "exit 0", "x", "line\nbreak\r\x1b[0m")
+	h.events.waitFor(t, "hostile exec", isExec(pid2, ""))
+	h.stop(t)
+	doc := findDoc(t, h.output, func(d map[string]any) bool {
+		return get(d, "event.action") == "exec" && get(d, "process.pid") == float64(pid2)
+	})
+	if diff := cmp.Diff([]any{"bash", "-c", "exit 0", "x", "line\nbreak\r\x1b[0m"}, get(doc, "process.args")); diff != "" {
+		t.Errorf("hostile args (-want +got):\n%s", diff)
+	}
+}
+
+// findDoc reads the agent's JSON lines and returns the first document match
+// accepts. Every line must be one valid JSON document.
+func findDoc(t *testing.T, path string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 16<<20)
+	for n := 1; sc.Scan(); n++ {
+		var d map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			t.Fatalf("%s line %d is not JSON: %v: %.200s", path, n, err, sc.Text())
+		}
+		if match(d) {
+			return d
+		}
+	}
+	t.Fatalf("no matching document in %s", path)
+	return nil
+}
+
+// get reads a dotted path from a decoded JSON document.
+func get(d map[string]any, path string) any {
+	var cur any = d
+	for _, k := range strings.Split(path, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[k]
+	}
+	return cur
+}

@@ -1,0 +1,185 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/internal/proc"
+	"github.com/vigilsec/vigil/internal/sensor"
+	"github.com/vigilsec/vigil/internal/sensor/process"
+	"github.com/vigilsec/vigil/internal/version"
+)
+
+// Status is what `vigil status` shows: the agent's health and its counters.
+type Status struct {
+	Version         string         `json:"version"`
+	PID             int            `json:"pid"`
+	Started         time.Time      `json:"started"`
+	UptimeSeconds   float64        `json:"uptime_seconds"`
+	Sensors         []SensorStatus `json:"sensors"`
+	EventsPerSecond float64        `json:"events_per_second"`
+	Events          []KindCounts   `json:"events"`
+	DecodeErrors    uint64         `json:"decode_errors"`
+	DuplicateExits  uint64         `json:"duplicate_exits"`
+	Written         uint64         `json:"written"`
+	SinkErrors      uint64         `json:"sink_errors"`
+	Queue           Gauge          `json:"queue"`
+	RingBuffer      Gauge          `json:"ring_buffer_bytes"`
+	ProcessCache    proc.Stats     `json:"process_cache"`
+	KernelError     string         `json:"kernel_error,omitempty"`
+}
+
+// SensorStatus says which kernel hooks a sensor holds.
+type SensorStatus struct {
+	Name  string   `json:"name"`
+	Hooks []string `json:"hooks"`
+}
+
+// KindCounts accounts for one kind of event from the kernel to the sinks:
+// KernelSent = Received + still in the ring; KernelLost never reached user
+// space; QueueDropped were received but not written.
+type KindCounts struct {
+	Kind         string `json:"kind"`
+	KernelSent   uint64 `json:"kernel_sent"`
+	KernelLost   uint64 `json:"kernel_lost"`
+	Received     uint64 `json:"received"`
+	QueueDropped uint64 `json:"queue_dropped"`
+}
+
+// Gauge is a current level against its capacity.
+type Gauge struct {
+	Used     int `json:"used"`
+	Capacity int `json:"capacity"`
+}
+
+// Status is a snapshot of the agent's counters. It is safe to call at any time.
+func (a *Agent) Status() Status {
+	st := Status{
+		Version:         version.String(),
+		PID:             os.Getpid(),
+		Started:         a.started,
+		EventsPerSecond: math.Float64frombits(a.rate.Load()),
+		Sensors:         []SensorStatus{{Name: "process", Hooks: process.Hooks}},
+		DecodeErrors:    a.decodeErrors.Load(),
+		DuplicateExits:  a.duplicates.Load(),
+		Written:         a.written.Load(),
+		SinkErrors:      a.sinkErrors.Load(),
+		Queue:           Gauge{Used: len(a.queue), Capacity: cap(a.queue)},
+		RingBuffer:      Gauge{Used: a.reader.Pending(), Capacity: int(a.shared.Events.MaxEntries())},
+		ProcessCache:    a.cache.Stats(),
+	}
+	if !a.started.IsZero() {
+		st.UptimeSeconds = time.Since(a.started).Seconds()
+	}
+	kc, err := a.shared.KernelCounts()
+	if err != nil {
+		st.KernelError = err.Error()
+	}
+	for t := uint16(1); t < numTypes; t++ {
+		st.Events = append(st.Events, KindCounts{
+			Kind:         sensor.TypeName(t),
+			KernelSent:   kc[t].Sent,
+			KernelLost:   kc[t].Lost,
+			Received:     a.received[t].Load(),
+			QueueDropped: a.dropped[t].Load(),
+		})
+	}
+	return st
+}
+
+func (a *Agent) setRate(r float64) { a.rate.Store(math.Float64bits(r)) }
+
+// statusServer answers every connection on a root-only unix socket with one
+// JSON Status.
+type statusServer struct {
+	ln     *net.UnixListener
+	path   string
+	status func() Status
+}
+
+func listenStatus(path string, status func() Status) (*statusServer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("status socket: %w", err)
+	}
+	// A socket left by an agent that died is stale; a live one is a conflict.
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("status socket %s: another vigil is running", path)
+	}
+	os.Remove(path)
+	old := unix.Umask(0o077)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("status socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(true)
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("status socket: %w", err)
+	}
+	return &statusServer{ln: ln, path: path, status: status}, nil
+}
+
+func (s *statusServer) Serve() {
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			return
+		}
+		go s.answer(c)
+	}
+}
+
+func (s *statusServer) answer(c *net.UnixConn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if !peerIsRoot(c) {
+		return
+	}
+	json.NewEncoder(c).Encode(s.status())
+}
+
+// peerIsRoot checks the connecting process's credentials: the file mode
+// already keeps others out; this holds even if the mode is changed.
+func peerIsRoot(c *net.UnixConn) bool {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	var cerr error
+	raw.Control(func(fd uintptr) { cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED) })
+	return cerr == nil && cred != nil && cred.Uid == 0
+}
+
+func (s *statusServer) Close() error { return s.ln.Close() }
+
+// QueryStatus asks the agent listening on path for its Status.
+func QueryStatus(path string) (Status, error) {
+	var st Status
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ECONNREFUSED) {
+			return st, fmt.Errorf("no vigil agent is running (nothing listens on %s)", path)
+		}
+		if errors.Is(err, os.ErrPermission) {
+			return st, fmt.Errorf("%s: permission denied: vigil status needs root", path)
+		}
+		return st, fmt.Errorf("status: %w", err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := json.NewDecoder(c).Decode(&st); err != nil {
+		return st, fmt.Errorf("status from %s: %w", path, err)
+	}
+	return st, nil
+}
