@@ -3,7 +3,7 @@
 # agent, measured in one run: baseline and agent rounds alternate, and the
 # median of each is compared.
 #
-#   sudo bench/run.sh              # defaults: 5 rounds, 200k open/close, 5k exec
+#   sudo bench/run.sh              # defaults: 5 rounds, 1M open/close, 5k exec
 #   ROUNDS=9 OPENS=1000000 EXECS=20000 sudo bench/run.sh
 #
 # Workloads (bench/loop): open = openat+close of /etc/hostname; exec =
@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-5}
-OPENS=${OPENS:-200000}
+OPENS=${OPENS:-1000000}
 EXECS=${EXECS:-5000}
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh needs root (it runs the agent)" >&2; exit 1; }
 
@@ -56,11 +56,11 @@ for r in $(seq "$ROUNDS"); do
 		n=$OPENS; [ $w = exec ] && n=$EXECS
 		with[$w]+="$("$work/loop" $w "$n") "
 	done
-	"$work/vigil" status -o json >"$work/status.json"
+	"$work/vigil" status >"$work/status.txt"
 	stop_agent
 done
 
-echo "vigil $("$work/vigil" version)"
+"$work/vigil" version
 echo "kernel $(uname -r), $(nproc) CPUs, $ROUNDS rounds, median wall time"
 printf '%-6s %10s %12s %12s %8s\n' workload n "no agent(s)" "vigil(s)" ratio
 for w in open exec; do
@@ -69,5 +69,5 @@ for w in open exec; do
 	v=$(tr ' ' '\n' <<<"${with[$w]}" | grep . | median)
 	printf '%-6s %10d %12.3f %12.3f %7.2fx\n' $w "$n" "$b" "$v" "$(awk -v b="$b" -v v="$v" 'BEGIN{print v/b}')"
 done
-echo "agent counters from the last round:"
-grep -o '"kind":"[a-z]*","kernel_sent":[0-9]*,"kernel_lost":[0-9]*,"received":[0-9]*,"queue_dropped":[0-9]*' "$work/status.json" || true
+echo; echo "agent status at the end of the last round:"
+sed -n '/KIND/,/^$/p' "$work/status.txt"
