@@ -18,6 +18,10 @@ enum event_type {
 	EVENT_EXEC = 1,
 	EVENT_FORK = 2,
 	EVENT_EXIT = 3,
+	EVENT_FILE = 4,
+	EVENT_CRED = 5,
+	EVENT_NET = 6,
+	EVENT_KERNEL = 7,
 	EVENT_TYPE_MAX,
 };
 
@@ -28,6 +32,11 @@ enum exec_flag {
 	EXEC_CWD_TRUNCATED = 1 << 2,
 	EXEC_FILENAME_TRUNCATED = 1 << 3,
 	EXEC_INTERPRETED = 1 << 4, /* a script: the kernel ran an interpreter for filename */
+	EXEC_SECUREEXEC = 1 << 5,  /* the exec changed credentials: setuid/setgid bit or file capabilities */
+	EXEC_FILE_UNLINKED = 1 << 6, /* the executed file has no name left: deleted, or a memfd */
+	EXEC_STDIN_SOCKET = 1 << 7,  /* fd 0 is a socket */
+	EXEC_STDOUT_SOCKET = 1 << 8, /* fd 1 is a socket */
+	EXEC_STDERR_SOCKET = 1 << 9, /* fd 2 is a socket */
 };
 
 struct event_header {
@@ -91,8 +100,205 @@ struct exit_event {
 	__u32 _pad;
 };
 
+/*
+ * Files. One record per operation the kernel carried out (or refused: ret < 0).
+ * Variable-length data follows, in this order:
+ *   path   if FILE_PATH_RESOLVED: the file's own path as components, leaf
+ *          first (like exec paths); otherwise the directory the raw path is
+ *          relative to (dirfd or cwd), encoded the same way, and user space
+ *          joins raw onto it
+ *   raw    the path string the caller passed, NUL-terminated
+ *   path2, raw2  the second path of rename, link and symlink (the new name),
+ *          encoded like path and raw
+ */
+enum file_op {
+	FILE_OPEN = 1,	   /* opened with write intent, or a watched file opened for reading */
+	FILE_CREATE = 2,   /* open/creat that created the file */
+	FILE_UNLINK = 3,
+	FILE_RMDIR = 4,
+	FILE_RENAME = 5,   /* path -> path2 */
+	FILE_CHMOD = 6,    /* mode */
+	FILE_CHOWN = 7,    /* uid, gid (-1: unchanged) */
+	FILE_LINK = 8,	   /* hard link: path (existing) -> path2 (new) */
+	FILE_SYMLINK = 9,  /* raw (target, as written) -> path2 (new link) */
+	FILE_TRUNCATE = 10,
+	FILE_MKDIR = 11,   /* mode */
+};
+
+enum file_flag {
+	FILE_PATH_RESOLVED = 1 << 0,  /* path is the kernel's own, from the open file */
+	FILE_PATH2_RESOLVED = 1 << 1,
+	FILE_PATH_TRUNCATED = 1 << 2,
+	FILE_WATCHED = 1 << 3,	      /* the file or a directory above it is in the interest set */
+	FILE_WRITE = 1 << 4,	      /* opened for writing (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC) */
+};
+
+struct file_event {
+	struct event_header hdr;
+	struct task_info task;
+	__u32 op;    /* enum file_op */
+	__s32 ret;   /* syscall return: fd or 0, or -errno */
+	__u32 flags; /* enum file_flag */
+	__u32 open_flags;
+	__u32 mode;
+	__u32 uid;
+	__u32 gid;
+	__u32 dev; /* kernel dev_t of the file's superblock: major << 20 | minor */
+	__u64 ino;
+	__u16 path_len;
+	__u16 raw_len;
+	__u16 path2_len;
+	__u16 raw2_len;
+};
+
+/* Credentials, as struct cred holds them. */
+struct cred_ids {
+	__u32 uid, euid, suid, fsuid;
+	__u32 gid, egid, sgid, fsgid;
+	__u64 cap_effective;
+	__u64 cap_permitted;
+};
+
+enum cred_op {
+	CRED_SETUID = 1,
+	CRED_SETGID = 2,
+	CRED_SETREUID = 3,
+	CRED_SETREGID = 4,
+	CRED_SETRESUID = 5,
+	CRED_SETRESGID = 6,
+	CRED_SETFSUID = 7,
+	CRED_SETFSGID = 8,
+	CRED_SETGROUPS = 9,
+	CRED_CAPSET = 10,
+};
+
+struct cred_event {
+	struct event_header hdr;
+	struct task_info task;
+	__u32 op;  /* enum cred_op */
+	__s32 ret;
+	__u32 args[3]; /* the ids the caller asked for, as passed */
+	__u32 _pad;
+	struct cred_ids old;
+	struct cred_ids new;
+};
+
+enum net_op {
+	NET_CONNECT = 1,
+	NET_BIND = 2,
+	NET_LISTEN = 3,
+	NET_ACCEPT = 4,
+	NET_DNS = 5, /* a UDP datagram to port 53: payload holds the query */
+};
+
+/* Sockets. Addresses are in network byte order, IPv4 in the first 4 bytes.
+ * For connect/dns, d* is the remote end; for bind/listen, s* is local; for
+ * accept both are known. payload_len bytes of payload follow (DNS only). */
+struct net_event {
+	struct event_header hdr;
+	struct task_info task;
+	__u32 op; /* enum net_op */
+	__s32 ret;
+	__u16 family;	/* AF_INET, AF_INET6, AF_UNIX */
+	__u16 type;	/* SOCK_STREAM, SOCK_DGRAM, ... */
+	__u16 protocol; /* IPPROTO_TCP, IPPROTO_UDP, ... */
+	__u16 sport;	/* host byte order */
+	__u16 dport;	/* host byte order */
+	__u16 payload_len;
+	__s32 fd;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* Namespaces, mounts, modules and other kernel attack surface. */
+enum kernel_op {
+	KERNEL_UNSHARE = 1,	/* flags: CLONE_NEW* */
+	KERNEL_SETNS = 2,	/* arg: nstype; str1: the namespace file's path */
+	KERNEL_CLONE_NS = 3,	/* clone/clone3 with CLONE_NEW*: flags; target_pid: child */
+	KERNEL_MOUNT = 4,	/* str1 source, str2 target, str3 fstype; flags */
+	KERNEL_UMOUNT = 5,	/* str1 target; flags */
+	KERNEL_PIVOT_ROOT = 6,	/* str1 new_root, str2 put_old */
+	KERNEL_PTRACE = 7,	/* arg: request; target_pid */
+	KERNEL_MODULE_LOAD = 8, /* init_module/finit_module; str1: file path for finit, str2 params */
+	KERNEL_MEMFD_CREATE = 9, /* str1 name; flags */
+	KERNEL_EXECVEAT = 10,	/* execveat of an fd: arg fd, flags; str1: the fd's path */
+	KERNEL_BPF = 11,	/* arg: bpf command */
+	KERNEL_SIGNAL_AGENT = 12, /* kill/tgkill/tkill/pidfd_send_signal aimed at Vigil: arg signal */
+};
+
+struct kernel_event {
+	struct event_header hdr;
+	struct task_info task;
+	__u32 op; /* enum kernel_op */
+	__s32 ret;
+	__u64 flags;
+	__u64 arg;
+	__u32 target_pid;
+	__u16 str1_len;
+	__u16 str2_len;
+	__u16 str3_len;
+	__u16 _pad[3];
+	/* str1, str2, str3 follow, NUL-terminated */
+};
+
+/*
+ * In-kernel filtering, driven by maps user space fills from what the loaded
+ * rules need (bpf/lib/filter.h). An event no rule needs never reaches user space.
+ */
+enum outcome {
+	OUTCOME_ANY = 0,
+	OUTCOME_SUCCESS = 1,
+	OUTCOME_FAILURE = 2,
+};
+
+/* How a kind is scoped to processes (vigil_pids) or cgroups (vigil_cgroups).
+ * SCOPE_ALL costs nothing; the others cost one hash lookup per event. */
+enum scope_mode {
+	SCOPE_ALL = 0,	    /* every process */
+	SCOPE_INCLUDED = 1, /* only those marked SCOPE_INCLUDE */
+	SCOPE_EXCLUDED = 2, /* all but those marked SCOPE_EXCLUDE */
+};
+
+enum scope_mark {
+	SCOPE_EXCLUDE = 1,
+	SCOPE_INCLUDE = 2,
+};
+
+/* vigil_kinds[event_type] */
+struct kind_filter {
+	__u8 enabled;
+	__u8 outcome;	  /* enum outcome */
+	__u8 pid_scope;	  /* enum scope_mode, over vigil_pids */
+	__u8 cgroup_scope; /* enum scope_mode, over vigil_cgroups */
+	__u8 file_writes; /* EVENT_FILE: enum file_interest for write-class operations */
+	__u8 file_reads;  /* EVENT_FILE: enum file_interest for read-opens */
+	__u8 _pad[2];
+};
+
+enum file_interest {
+	INTEREST_NONE = 0,
+	INTEREST_WATCHED = 1, /* only files in or below an inode in vigil_inodes */
+	INTEREST_ALL = 2,     /* everything not below an INODE_IGNORE inode */
+};
+
+/* vigil_inodes: files and directories, by device and inode number */
+struct inode_key {
+	__u64 ino;
+	__u32 dev; /* kernel encoding: major << 20 | minor */
+	__u32 _pad;
+};
+
+/* For writes, the nearest marked inode on the way up from the file decides;
+ * for reads, only the file itself and its directory are looked at. */
+enum inode_mark {
+	INODE_WATCH_WRITE = 1 << 0, /* report writes to this file or below this directory */
+	INODE_WATCH_READ = 1 << 1,  /* report read-opens of this file, or of files in this directory */
+	INODE_IGNORE = 1 << 2,	    /* never report writes below this directory */
+};
+
 /* Per-CPU counters, one slot per event_type. */
 struct kstats {
-	__u64 sent; /* records the ring buffer accepted */
-	__u64 lost; /* records the ring buffer refused (full) */
+	__u64 sent;	/* records the ring buffer accepted */
+	__u64 lost;	/* records the ring buffer refused (full) */
+	__u64 filtered; /* records not sent because no rule needs them */
 };

@@ -13,6 +13,10 @@ const (
 	KindExec
 	KindFork
 	KindExit
+	KindFile
+	KindCred
+	KindNet
+	KindKernel
 )
 
 var kindNames = [...]string{
@@ -20,6 +24,10 @@ var kindNames = [...]string{
 	KindExec:    "exec",
 	KindFork:    "fork",
 	KindExit:    "exit",
+	KindFile:    "file",
+	KindCred:    "cred",
+	KindNet:     "net",
+	KindKernel:  "kernel",
 }
 
 func (k Kind) String() string {
@@ -30,7 +38,9 @@ func (k Kind) String() string {
 }
 
 // Kinds lists every known kind, in order.
-func Kinds() []Kind { return []Kind{KindExec, KindFork, KindExit} }
+func Kinds() []Kind {
+	return []Kind{KindExec, KindFork, KindExit, KindFile, KindCred, KindNet, KindKernel}
+}
 
 // Event is one observation. Parent and Ancestors are filled by enrichment from
 // the process cache, not by sensors.
@@ -43,6 +53,28 @@ type Event struct {
 	// Ancestors runs from the grandparent up to the root of the tree.
 	Ancestors []Ancestor
 	Exit      *ExitStatus
+
+	// Return is the syscall's return value for file, cred, net and kernel
+	// events: >= 0 on success, -errno on failure.
+	Return int64
+
+	// Exactly one of these is set, matching Kind (none for fork and exit).
+	Exec   *Exec
+	File   *File
+	Cred   *Cred
+	Net    *Net
+	Kernel *Kernel
+}
+
+// Exec holds what is particular to an exec beyond the new Process.
+type Exec struct {
+	// SecureExec: the exec changed credentials (setuid/setgid bit, file
+	// capabilities), as the kernel's AT_SECURE says.
+	SecureExec bool
+	// FileUnlinked: the executed file has no name left (deleted, or a memfd).
+	FileUnlinked bool
+	// StdioSockets: fds 0, 1 and 2 are sockets (as in a reverse shell).
+	StdinSocket, StdoutSocket, StderrSocket bool
 }
 
 // Process describes a process: its identity (PID and start time), the program

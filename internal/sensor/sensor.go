@@ -10,78 +10,108 @@ package sensor
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cilium/ebpf"
 )
 
-// Names of the maps every sensor object declares (bpf/lib/output.h).
+// Names of the maps sensor objects share (bpf/lib/output.h, bpf/lib/filter.h).
 const (
-	MapEvents = "vigil_events"
-	MapStats  = "vigil_stats"
+	MapEvents  = "vigil_events"
+	MapStats   = "vigil_stats"
+	MapKinds   = "vigil_kinds"
+	MapPIDs    = "vigil_pids"
+	MapCgroups = "vigil_cgroups"
+	MapInodes  = "vigil_inodes"
 )
 
 // Record types, mirroring enum event_type in bpf/events.h.
 const (
-	TypeExec uint16 = 1
-	TypeFork uint16 = 2
-	TypeExit uint16 = 3
-	typeMax         = 4
+	TypeExec   uint16 = 1
+	TypeFork   uint16 = 2
+	TypeExit   uint16 = 3
+	TypeFile   uint16 = 4
+	TypeCred   uint16 = 5
+	TypeNet    uint16 = 6
+	TypeKernel uint16 = 7
+	// TypeMax bounds record types: every type is below it.
+	TypeMax = 8
 )
+
+var typeNames = [TypeMax]string{"", "exec", "fork", "exit", "file", "cred", "net", "kernel"}
 
 // TypeName names a record type for counters and logs.
 func TypeName(t uint16) string {
-	switch t {
-	case TypeExec:
-		return "exec"
-	case TypeFork:
-		return "fork"
-	case TypeExit:
-		return "exit"
+	if t > 0 && t < TypeMax {
+		return typeNames[t]
 	}
 	return fmt.Sprintf("type%d", t)
 }
 
-// Shared is the set of maps all sensors write to.
+// Shared is the set of maps all sensors write to and filter with.
 type Shared struct {
-	Events *ebpf.Map // ring buffer
-	Stats  *ebpf.Map // per-CPU struct kstats per record type
+	Events  *ebpf.Map // ring buffer
+	Stats   *ebpf.Map // per-CPU struct kstats per record type
+	Kinds   *ebpf.Map // struct kind_filter per record type
+	PIDs    *ebpf.Map // tgid -> enum scope_mark
+	Cgroups *ebpf.Map // cgroup id -> enum scope_mark
+	Inodes  *ebpf.Map // struct inode_key -> enum inode_mark
 }
 
 // NewShared creates the ring buffer, ringBytes long (a power of two, at least
-// one page), and the counters.
+// one page), the counters and the filter maps. Every kind starts disabled.
 func NewShared(ringBytes int) (*Shared, error) {
 	if ringBytes < 4096 || ringBytes&(ringBytes-1) != 0 {
 		return nil, fmt.Errorf("ring buffer size %d: must be a power of two of at least 4096 bytes", ringBytes)
 	}
-	events, err := ebpf.NewMap(&ebpf.MapSpec{
-		Name:       MapEvents,
-		Type:       ebpf.RingBuf,
-		MaxEntries: uint32(ringBytes),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("create ring buffer: %w", explain(err))
+	s := &Shared{}
+	for _, m := range []struct {
+		dst  **ebpf.Map
+		spec ebpf.MapSpec
+	}{
+		{&s.Events, ebpf.MapSpec{Name: MapEvents, Type: ebpf.RingBuf, MaxEntries: uint32(ringBytes)}},
+		{&s.Stats, ebpf.MapSpec{Name: MapStats, Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: kstatsSize, MaxEntries: TypeMax}},
+		{&s.Kinds, ebpf.MapSpec{Name: MapKinds, Type: ebpf.Array, KeySize: 4, ValueSize: kindFilterSize, MaxEntries: TypeMax}},
+		{&s.PIDs, ebpf.MapSpec{Name: MapPIDs, Type: ebpf.Hash, KeySize: 4, ValueSize: 1, MaxEntries: 4096}},
+		{&s.Cgroups, ebpf.MapSpec{Name: MapCgroups, Type: ebpf.Hash, KeySize: 8, ValueSize: 1, MaxEntries: 4096}},
+		{&s.Inodes, ebpf.MapSpec{Name: MapInodes, Type: ebpf.Hash, KeySize: 16, ValueSize: 1, MaxEntries: 16384}},
+	} {
+		var err error
+		if *m.dst, err = ebpf.NewMap(&m.spec); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("create map %s: %w", m.spec.Name, explain(err))
+		}
 	}
-	stats, err := ebpf.NewMap(&ebpf.MapSpec{
-		Name:       MapStats,
-		Type:       ebpf.PerCPUArray,
-		KeySize:    4,
-		ValueSize:  16,
-		MaxEntries: typeMax,
-	})
-	if err != nil {
-		events.Close()
-		return nil, fmt.Errorf("create counters: %w", explain(err))
-	}
-	return &Shared{Events: events, Stats: stats}, nil
+	return s, nil
 }
 
-// Replace points a sensor's collection spec at the shared maps: it returns the
-// MapReplacements to load it with, and sizes the spec's ring buffer to match.
-func (s *Shared) Replace(spec *ebpf.CollectionSpec) map[string]*ebpf.Map {
+func (s *Shared) maps() map[string]**ebpf.Map {
+	return map[string]**ebpf.Map{
+		MapEvents: &s.Events, MapStats: &s.Stats, MapKinds: &s.Kinds,
+		MapPIDs: &s.PIDs, MapCgroups: &s.Cgroups, MapInodes: &s.Inodes,
+	}
+}
+
+// Prepare readies a sensor's collection spec to load against the shared maps:
+// it sizes the spec's ring buffer to match, tells the programs which process
+// is the agent (so they never report it), and returns the MapReplacements to
+// load with.
+func (s *Shared) Prepare(spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, error) {
 	if m, ok := spec.Maps[MapEvents]; ok {
 		m.MaxEntries = s.Events.MaxEntries()
 	}
-	return map[string]*ebpf.Map{MapEvents: s.Events, MapStats: s.Stats}
+	if v, ok := spec.Variables["vigil_tgid"]; ok {
+		if err := v.Set(uint32(os.Getpid())); err != nil {
+			return nil, fmt.Errorf("set vigil_tgid: %w", err)
+		}
+	}
+	repl := map[string]*ebpf.Map{}
+	for name, m := range s.maps() {
+		if _, ok := spec.Maps[name]; ok {
+			repl[name] = *m
+		}
+	}
+	return repl, nil
 }
 
 // Close releases the maps. It is safe to call more than once.
@@ -90,28 +120,29 @@ func (s *Shared) Close() error {
 		return nil
 	}
 	var errs []error
-	if s.Events != nil {
-		errs = append(errs, s.Events.Close())
-		s.Events = nil
-	}
-	if s.Stats != nil {
-		errs = append(errs, s.Stats.Close())
-		s.Stats = nil
+	for _, m := range s.maps() {
+		if *m != nil {
+			errs = append(errs, (*m).Close())
+			*m = nil
+		}
 	}
 	return errors.Join(errs...)
 }
 
 // Counts is what the kernel side reports for one record type.
 type Counts struct {
-	Sent uint64 // accepted by the ring buffer
-	Lost uint64 // refused because the ring buffer was full
+	Sent     uint64 // accepted by the ring buffer
+	Lost     uint64 // refused because the ring buffer was full
+	Filtered uint64 // not sent because no rule needs them
 }
+
+const kstatsSize = 24 // struct kstats
 
 // KernelCounts sums the per-CPU counters, indexed by record type.
 func (s *Shared) KernelCounts() (map[uint16]Counts, error) {
-	out := make(map[uint16]Counts, typeMax)
-	for t := uint32(1); t < typeMax; t++ {
-		var perCPU []struct{ Sent, Lost uint64 }
+	out := make(map[uint16]Counts, TypeMax)
+	for t := uint32(1); t < TypeMax; t++ {
+		var perCPU []Counts
 		if err := s.Stats.Lookup(t, &perCPU); err != nil {
 			return nil, fmt.Errorf("read counters: %w", err)
 		}
@@ -119,6 +150,7 @@ func (s *Shared) KernelCounts() (map[uint16]Counts, error) {
 		for _, v := range perCPU {
 			c.Sent += v.Sent
 			c.Lost += v.Lost
+			c.Filtered += v.Filtered
 		}
 		out[uint16(t)] = c
 	}

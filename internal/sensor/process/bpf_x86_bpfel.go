@@ -28,7 +28,11 @@ const (
 	bpfEventTypeEVENT_EXEC     bpfEventType = 1
 	bpfEventTypeEVENT_FORK     bpfEventType = 2
 	bpfEventTypeEVENT_EXIT     bpfEventType = 3
-	bpfEventTypeEVENT_TYPE_MAX bpfEventType = 4
+	bpfEventTypeEVENT_FILE     bpfEventType = 4
+	bpfEventTypeEVENT_CRED     bpfEventType = 5
+	bpfEventTypeEVENT_NET      bpfEventType = 6
+	bpfEventTypeEVENT_KERNEL   bpfEventType = 7
+	bpfEventTypeEVENT_TYPE_MAX bpfEventType = 8
 )
 
 type bpfExecEvent struct {
@@ -53,6 +57,11 @@ const (
 	bpfExecFlagEXEC_CWD_TRUNCATED      bpfExecFlag = 4
 	bpfExecFlagEXEC_FILENAME_TRUNCATED bpfExecFlag = 8
 	bpfExecFlagEXEC_INTERPRETED        bpfExecFlag = 16
+	bpfExecFlagEXEC_SECUREEXEC         bpfExecFlag = 32
+	bpfExecFlagEXEC_FILE_UNLINKED      bpfExecFlag = 64
+	bpfExecFlagEXEC_STDIN_SOCKET       bpfExecFlag = 128
+	bpfExecFlagEXEC_STDOUT_SOCKET      bpfExecFlag = 256
+	bpfExecFlagEXEC_STDERR_SOCKET      bpfExecFlag = 512
 )
 
 type bpfExitEvent struct {
@@ -70,9 +79,10 @@ type bpfForkEvent struct {
 }
 
 type bpfKstats struct {
-	_    structs.HostLayout
-	Sent uint64
-	Lost uint64
+	_        structs.HostLayout
+	Sent     uint64
+	Lost     uint64
+	Filtered uint64
 }
 
 type bpfScratch struct {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"path"
 	"strings"
 
 	"github.com/vigilsec/vigil/internal/event"
@@ -36,16 +35,30 @@ func DecodeExec(b []byte, clk sensor.Clock, e *event.Event) error {
 
 	*e = event.Event{Time: clk.Time(raw.Hdr.KtimeNs), Kind: event.KindExec}
 	p := &e.Process
-	taskInto(p, &raw.Task, clk)
-	p.Executable = joinComponents(path)
-	p.WorkingDir = joinComponents(cwd)
-	p.Filename = cString(filename)
+	if err := sensor.DecodeTask(b, clk, p); err != nil {
+		return err
+	}
+	p.Executable = sensor.JoinComponents(path)
+	p.WorkingDir = sensor.JoinComponents(cwd)
+	p.Filename = sensor.CString(filename)
 	p.Args = splitArgs(args)
 	p.ArgsCount = int(raw.Argc)
 	p.ArgsTruncated = raw.Flags&uint32(bpfExecFlagEXEC_ARGS_TRUNCATED) != 0
 	p.PathTruncated = raw.Flags&uint32(bpfExecFlagEXEC_PATH_TRUNCATED|bpfExecFlagEXEC_CWD_TRUNCATED|bpfExecFlagEXEC_FILENAME_TRUNCATED) != 0
 	if raw.Flags&uint32(bpfExecFlagEXEC_INTERPRETED) != 0 {
-		p.Script = absolute(p.Filename, p.WorkingDir)
+		// The kernel has replaced the script's file with its interpreter's by
+		// the time the exec is reported: this path is joined, not walked.
+		p.Script = sensor.Resolve(p.Filename, p.WorkingDir)
+	}
+	if raw.Flags&uint32(bpfExecFlagEXEC_SECUREEXEC|bpfExecFlagEXEC_FILE_UNLINKED|
+		bpfExecFlagEXEC_STDIN_SOCKET|bpfExecFlagEXEC_STDOUT_SOCKET|bpfExecFlagEXEC_STDERR_SOCKET) != 0 {
+		e.Exec = &event.Exec{
+			SecureExec:   raw.Flags&uint32(bpfExecFlagEXEC_SECUREEXEC) != 0,
+			FileUnlinked: raw.Flags&uint32(bpfExecFlagEXEC_FILE_UNLINKED) != 0,
+			StdinSocket:  raw.Flags&uint32(bpfExecFlagEXEC_STDIN_SOCKET) != 0,
+			StdoutSocket: raw.Flags&uint32(bpfExecFlagEXEC_STDOUT_SOCKET) != 0,
+			StderrSocket: raw.Flags&uint32(bpfExecFlagEXEC_STDERR_SOCKET) != 0,
+		}
 	}
 	return nil
 }
@@ -57,8 +70,7 @@ func DecodeFork(b []byte, clk sensor.Clock, e *event.Event) error {
 		return fmt.Errorf("fork record: %w", err)
 	}
 	*e = event.Event{Time: clk.Time(raw.Hdr.KtimeNs), Kind: event.KindFork}
-	taskInto(&e.Process, &raw.Task, clk)
-	return nil
+	return sensor.DecodeTask(b, clk, &e.Process)
 }
 
 // DecodeExit decodes an exit record.
@@ -69,42 +81,7 @@ func DecodeExit(b []byte, clk sensor.Clock, e *event.Event) error {
 	}
 	st := event.DecodeWaitStatus(raw.ExitCode)
 	*e = event.Event{Time: clk.Time(raw.Hdr.KtimeNs), Kind: event.KindExit, Exit: &st}
-	taskInto(&e.Process, &raw.Task, clk)
-	return nil
-}
-
-func taskInto(p *event.Process, t *bpfTaskInfo, clk sensor.Clock) {
-	p.PID = t.Pid
-	p.TID = t.Tid
-	p.PPID = t.Ppid
-	p.StartBoot = t.StartNs
-	p.Start = clk.Time(t.StartNs)
-	p.ParentStartBoot = t.ParentStartNs
-	p.CgroupID = t.CgroupId
-	p.UID, p.GID, p.EUID, p.EGID = t.Uid, t.Gid, t.Euid, t.Egid
-	p.AUID = t.Auid
-	p.SessionID = t.Sessionid
-	var comm [len(t.Comm)]byte
-	for i, c := range t.Comm {
-		comm[i] = byte(c)
-	}
-	p.Name = cString(comm[:])
-}
-
-// joinComponents turns the kernel's leaf-first, NUL-terminated path
-// components into an absolute path.
-func joinComponents(b []byte) string {
-	if len(b) == 0 {
-		return "/"
-	}
-	parts := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
-	var sb strings.Builder
-	sb.Grow(len(b) + 1)
-	for i := len(parts) - 1; i >= 0; i-- {
-		sb.WriteByte('/')
-		sb.WriteString(parts[i])
-	}
-	return sb.String()
+	return sensor.DecodeTask(b, clk, &e.Process)
 }
 
 // splitArgs splits NUL-separated argv. A truncated last argument has no
@@ -115,24 +92,4 @@ func splitArgs(b []byte) []string {
 	}
 	b = bytes.TrimSuffix(b, []byte{0})
 	return strings.Split(string(b), "\x00")
-}
-
-func cString(b []byte) string {
-	if i := bytes.IndexByte(b, 0); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
-}
-
-// absolute resolves a path the caller passed against its working directory,
-// lexically: the kernel has replaced the script's file with its interpreter's
-// by the time the exec is reported, so this is the one path we cannot walk.
-func absolute(p, cwd string) string {
-	if p == "" {
-		return ""
-	}
-	if strings.HasPrefix(p, "/") {
-		return path.Clean(p)
-	}
-	return path.Join(cwd, p)
 }

@@ -179,6 +179,9 @@ func TestRecordSizesMatchHeaderSize(t *testing.T) {
 	if got := binary.Size(bpfEventHeader{}); got != sensor.HeaderSize {
 		t.Fatalf("event_header is %d bytes, sensor.HeaderSize says %d", got, sensor.HeaderSize)
 	}
+	if got := binary.Size(bpfTaskInfo{}); got != sensor.TaskSize {
+		t.Fatalf("task_info is %d bytes, sensor.TaskSize says %d", got, sensor.TaskSize)
+	}
 	if uint16(bpfEventTypeEVENT_EXEC) != sensor.TypeExec || uint16(bpfEventTypeEVENT_FORK) != sensor.TypeFork ||
 		uint16(bpfEventTypeEVENT_EXIT) != sensor.TypeExit {
 		t.Fatal("sensor.Type* constants differ from enum event_type")

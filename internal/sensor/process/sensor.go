@@ -43,7 +43,11 @@ func New(cfg Config, shared *sensor.Shared) (*Sensor, error) {
 		return nil, fmt.Errorf("process sensor: set wakeup_bytes: %w", err)
 	}
 	s := &Sensor{}
-	opts := &ebpf.CollectionOptions{MapReplacements: shared.Replace(spec)}
+	repl, err := shared.Prepare(spec)
+	if err != nil {
+		return nil, fmt.Errorf("process sensor: %w", err)
+	}
+	opts := &ebpf.CollectionOptions{MapReplacements: repl}
 	if err := spec.LoadAndAssign(&s.progs, opts); err != nil {
 		return nil, sensor.Explain("process sensor: load", err)
 	}

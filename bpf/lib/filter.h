@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * In-kernel filtering. User space fills these maps from what the loaded rules
+ * need; a record no rule needs is counted as filtered and never built.
+ *
+ * Order of checks on a hot path: cheapest first. vigil_kinds is an array
+ * lookup; pid and cgroup scopes cost a hash lookup only when enabled.
+ */
+#pragma once
+
+#include "common.h"
+#include "output.h"
+
+/* The agent's own process: its actions are never reported (no feedback loops). */
+const volatile __u32 vigil_tgid = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, EVENT_TYPE_MAX);
+	__type(key, __u32);
+	__type(value, struct kind_filter);
+} vigil_kinds SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32); /* tgid */
+	__type(value, __u8); /* enum scope_mark */
+} vigil_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* cgroup id */
+	__type(value, __u8); /* enum scope_mark */
+} vigil_cgroups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct inode_key);
+	__type(value, __u8); /* enum inode_mark bits */
+} vigil_inodes SEC(".maps");
+
+static __always_inline void stats_filtered(__u32 type)
+{
+	struct kstats *s = bpf_map_lookup_elem(&vigil_stats, &type);
+	if (s)
+		s->filtered++;
+}
+
+/* The kind's filter, or NULL when the kind is disabled (counted as filtered). */
+static __always_inline struct kind_filter *filter_kind(__u32 type)
+{
+	struct kind_filter *f = bpf_map_lookup_elem(&vigil_kinds, &type);
+	if (!f || !f->enabled) {
+		stats_filtered(type);
+		return NULL;
+	}
+	return f;
+}
+
+static __always_inline bool outcome_pass(const struct kind_filter *f, long ret)
+{
+	if (f->outcome == OUTCOME_SUCCESS)
+		return ret >= 0;
+	if (f->outcome == OUTCOME_FAILURE)
+		return ret < 0;
+	return true;
+}
+
+static __always_inline bool scope_pass(__u8 mode, void *map, void *key)
+{
+	if (mode == SCOPE_ALL)
+		return true;
+	__u8 *mark = bpf_map_lookup_elem(map, key);
+	if (mode == SCOPE_INCLUDED)
+		return mark && *mark == SCOPE_INCLUDE;
+	return !mark || *mark != SCOPE_EXCLUDE;
+}
+
+/*
+ * Whether the current task's event of this kind passes outcome and scope.
+ * Counts the record as filtered when it does not.
+ */
+static __always_inline bool filter_pass(const struct kind_filter *f, __u32 type, long ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32;
+
+	if (tgid == vigil_tgid || !outcome_pass(f, ret))
+		goto drop;
+	if (!scope_pass(f->pid_scope, &vigil_pids, &tgid))
+		goto drop;
+	if (f->cgroup_scope != SCOPE_ALL) {
+		__u64 cgid = bpf_get_current_cgroup_id();
+		if (!scope_pass(f->cgroup_scope, &vigil_cgroups, &cgid))
+			goto drop;
+	}
+	return true;
+drop:
+	stats_filtered(type);
+	return false;
+}
+
+/* The marks on an inode, 0 when it has none. */
+static __always_inline __u8 inode_marks(struct inode *inode)
+{
+	struct inode_key k = {
+		.ino = BPF_CORE_READ(inode, i_ino),
+		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
+	};
+	__u8 *m = bpf_map_lookup_elem(&vigil_inodes, &k);
+	return m ? *m : 0;
+}
