@@ -9,22 +9,69 @@ import (
 // Document is an Event rendered with Elastic Common Schema field names, the
 // shape every JSON output shares. docs/events.md describes each field.
 type Document struct {
-	Timestamp string       `json:"@timestamp"`
-	Event     ecsEvent     `json:"event"`
-	Process   ecsProcess   `json:"process"`
-	User      ecsUser      `json:"user"`
-	Group     ecsID        `json:"group"`
-	Host      *ecsHost     `json:"host,omitempty"`
-	Container *ecsID       `json:"container,omitempty"`
-	Vigil     vigilDetails `json:"vigil"`
+	Timestamp   string       `json:"@timestamp"`
+	Event       ecsEvent     `json:"event"`
+	Process     ecsProcess   `json:"process"`
+	User        ecsUser      `json:"user"`
+	Group       ecsID        `json:"group"`
+	Host        *ecsHost     `json:"host,omitempty"`
+	Container   *ecsID       `json:"container,omitempty"`
+	File        *ecsFile     `json:"file,omitempty"`
+	Source      *ecsEndpoint `json:"source,omitempty"`
+	Destination *ecsEndpoint `json:"destination,omitempty"`
+	Network     *ecsNetwork  `json:"network,omitempty"`
+	DNS         *ecsDNS      `json:"dns,omitempty"`
+	Error       *ecsError    `json:"error,omitempty"`
+	Vigil       vigilDetails `json:"vigil"`
 }
 
 type ecsEvent struct {
 	Kind     string   `json:"kind"`
+	Module   string   `json:"module"`
+	Dataset  string   `json:"dataset"`
 	Category []string `json:"category"`
 	Type     []string `json:"type"`
 	Action   string   `json:"action"`
+	Outcome  string   `json:"outcome,omitempty"`
 	Sequence uint64   `json:"sequence,omitempty"`
+}
+
+type ecsError struct {
+	Code string `json:"code"`
+}
+
+type ecsFile struct {
+	Path       string `json:"path"`
+	Name       string `json:"name,omitempty"`
+	Directory  string `json:"directory,omitempty"`
+	TargetPath string `json:"target_path,omitempty"`
+	Inode      string `json:"inode,omitempty"`
+	Device     string `json:"device,omitempty"`
+	Mode       string `json:"mode,omitempty"`
+	UID        string `json:"uid,omitempty"`
+	GID        string `json:"gid,omitempty"`
+}
+
+type ecsEndpoint struct {
+	IP   string `json:"ip,omitempty"`
+	Port uint16 `json:"port,omitempty"`
+}
+
+type ecsNetwork struct {
+	Type      string `json:"type,omitempty"`
+	Transport string `json:"transport,omitempty"`
+	Direction string `json:"direction,omitempty"`
+}
+
+type ecsDNS struct {
+	ID       string         `json:"id"`
+	Type     string         `json:"type"`
+	Question ecsDNSQuestion `json:"question"`
+}
+
+type ecsDNSQuestion struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
 }
 
 type ecsID struct {
@@ -76,8 +123,76 @@ type ecsThread struct {
 
 type vigilDetails struct {
 	Process *vigilProcess `json:"process,omitempty"`
+	Exec    *vigilExec    `json:"exec,omitempty"`
 	Exit    *vigilExit    `json:"exit,omitempty"`
 	Cgroup  *vigilCgroup  `json:"cgroup,omitempty"`
+	Return  *int64        `json:"return,omitempty"`
+	File    *vigilFile    `json:"file,omitempty"`
+	Cred    *vigilCred    `json:"cred,omitempty"`
+	Net     *vigilNet     `json:"net,omitempty"`
+	Kernel  *vigilKernel  `json:"kernel,omitempty"`
+}
+
+type vigilExec struct {
+	SecureExec   bool `json:"secure_exec,omitempty"`
+	FileUnlinked bool `json:"file_unlinked,omitempty"`
+	StdinSocket  bool `json:"stdin_socket,omitempty"`
+	StdoutSocket bool `json:"stdout_socket,omitempty"`
+	StderrSocket bool `json:"stderr_socket,omitempty"`
+}
+
+type vigilFile struct {
+	Op                 FileOp `json:"op"`
+	RawPath            string `json:"raw_path,omitempty"`
+	PathResolved       bool   `json:"path_resolved"`
+	TargetRawPath      string `json:"raw_target_path,omitempty"`
+	TargetPathResolved bool   `json:"target_path_resolved,omitempty"`
+	PathTruncated      bool   `json:"path_truncated,omitempty"`
+	OpenFlags          uint32 `json:"open_flags,omitempty"`
+	Write              bool   `json:"write,omitempty"`
+	Watched            bool   `json:"watched,omitempty"`
+}
+
+type vigilCred struct {
+	Op   CredOp    `json:"op"`
+	Args []uint32  `json:"args,omitempty"`
+	Old  credsJSON `json:"old"`
+	New  credsJSON `json:"new"`
+}
+
+type credsJSON struct {
+	UID          uint32 `json:"uid"`
+	EUID         uint32 `json:"euid"`
+	SUID         uint32 `json:"suid"`
+	FSUID        uint32 `json:"fsuid"`
+	GID          uint32 `json:"gid"`
+	EGID         uint32 `json:"egid"`
+	SGID         uint32 `json:"sgid"`
+	FSGID        uint32 `json:"fsgid"`
+	CapEffective string `json:"cap_effective"`
+	CapPermitted string `json:"cap_permitted"`
+}
+
+type vigilNet struct {
+	Op     NetOp  `json:"op"`
+	Family string `json:"family,omitempty"`
+	Type   string `json:"type,omitempty"`
+	FD     int32  `json:"fd"`
+}
+
+type vigilKernel struct {
+	Op        KernelOp `json:"op"`
+	Flags     uint64   `json:"flags,omitempty"`
+	FlagNames []string `json:"flag_names,omitempty"`
+	Arg       uint64   `json:"arg,omitempty"`
+	ArgName   string   `json:"arg_name,omitempty"`
+	TargetPID uint32   `json:"target_pid,omitempty"`
+	Source    string   `json:"source,omitempty"`
+	Target    string   `json:"target,omitempty"`
+	FSType    string   `json:"fstype,omitempty"`
+	Name      string   `json:"name,omitempty"`
+	Path      string   `json:"path,omitempty"`
+	Params    string   `json:"params,omitempty"`
 }
 
 type vigilProcess struct {
@@ -121,20 +236,30 @@ func formatTime(t time.Time) string {
 func (e *Event) Doc(host *Host, seq uint64) Document {
 	d := Document{
 		Timestamp: formatTime(e.Time),
-		Event:     ecsEvent{Kind: "event", Category: []string{"process"}, Action: e.Kind.String(), Sequence: seq},
-		Process:   processDoc(&e.Process),
-		User:      ecsUser{ID: uidString(e.Process.UID)},
-		Group:     ecsID{ID: uidString(e.Process.GID)},
+		Event: ecsEvent{Kind: "event", Module: "vigil", Dataset: "vigil." + e.Kind.String(),
+			Category: []string{"process"}, Type: []string{"info"}, Action: e.Kind.String(), Sequence: seq},
+		Process: processDoc(&e.Process),
+		User:    ecsUser{ID: uidString(e.Process.UID)},
+		Group:   ecsID{ID: uidString(e.Process.GID)},
 	}
 	switch e.Kind {
 	case KindExec, KindFork:
+		d.Event.Dataset = "vigil.process"
 		d.Event.Type = []string{"start"}
 	case KindExit:
+		d.Event.Dataset = "vigil.process"
 		d.Event.Type = []string{"end"}
 		d.Process.End = formatTime(e.Time)
-	default:
-		d.Event.Type = []string{"info"}
+	case KindFile, KindCred, KindNet, KindKernel:
+		ret := e.Return
+		d.Vigil.Return = &ret
+		d.Event.Outcome = "success"
+		if ret < 0 {
+			d.Event.Outcome = "failure"
+			d.Error = &ecsError{Code: ErrnoName(-ret)}
+		}
 	}
+	e.kindDoc(&d)
 	if e.Process.AUID != NoUID {
 		d.User.Audit = &ecsID{ID: uidString(e.Process.AUID)}
 	}
@@ -166,6 +291,10 @@ func (e *Event) Doc(host *Host, seq uint64) Document {
 		vp.Ancestors = append(vp.Ancestors, ecsAncestor(a))
 	}
 	d.Vigil.Process = vp
+	if x := e.Exec; x != nil {
+		d.Vigil.Exec = &vigilExec{SecureExec: x.SecureExec, FileUnlinked: x.FileUnlinked,
+			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket}
+	}
 	if e.Process.CgroupID != 0 {
 		d.Vigil.Cgroup = &vigilCgroup{ID: e.Process.CgroupID}
 	}

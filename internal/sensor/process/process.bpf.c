@@ -7,6 +7,7 @@
  * the task and the binprm (shared/KERNEL.md: no kprobes or fentry here).
  */
 #include "lib/common.h"
+#include "lib/fd.h"
 #include "lib/output.h"
 #include "lib/path.h"
 #include "lib/task.h"
@@ -56,6 +57,19 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 	if (trunc)
 		e->flags |= EXEC_CWD_TRUNCATED;
 	off += e->cwd_len;
+
+	/* What makes an exec suspicious on its face: credentials it changed, a
+	 * file with no name left (deleted, or a memfd), and a socket for stdio. */
+	if (BPF_CORE_READ_BITFIELD_PROBED(bprm, secureexec))
+		e->flags |= EXEC_SECUREEXEC;
+	if (BPF_CORE_READ(bprm, file, f_inode, __i_nlink) == 0)
+		e->flags |= EXEC_FILE_UNLINKED;
+	if (file_is_socket(fd_file(task, 0)))
+		e->flags |= EXEC_STDIN_SOCKET;
+	if (file_is_socket(fd_file(task, 1)))
+		e->flags |= EXEC_STDOUT_SOCKET;
+	if (file_is_socket(fd_file(task, 2)))
+		e->flags |= EXEC_STDERR_SOCKET;
 
 	/* The caller's string. binfmt_script points interp at the interpreter
 	 * named by the #! line; otherwise interp and filename are one string. */
