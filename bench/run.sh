@@ -1,73 +1,97 @@
 #!/usr/bin/env bash
-# Vigil's cost on a workload, as a ratio against the same workload with no
-# agent, measured in one run: baseline and agent rounds alternate, and the
-# median of each is compared.
+# Vigil's cost on a workload, as ratios against the same workload with no
+# agent, all measured in one run: the setups take turns round by round, and
+# the median of each is compared.
 #
 #   sudo bench/run.sh              # defaults: 5 rounds, 1M open/close, 5k exec
-#   ROUNDS=9 OPENS=1000000 EXECS=20000 sudo bench/run.sh
+#   ROUNDS=9 OPENS=2000000 EXECS=20000 sudo bench/run.sh
 #
+# Setups:
+#   none         nothing attached
+#   floor        a bare tracepoint on sys_enter_openat bumping a counter
+#                (bench/floor): the least any open tracer can cost
+#   vigil        `vigil run` with its embedded defaults (only sensitive files'
+#                reads and watched directories' writes reported)
+#   vigil-all    `vigil run` reporting every open (sensors.file.reads/writes: all)
 # Workloads (bench/loop): open = openat+close of /etc/hostname; exec =
-# fork+exec+wait of /bin/true. The agent runs with its embedded defaults and
-# writes its JSON to a file, as it would in production.
+# fork+exec+wait of /bin/true. The agent writes its JSON to a file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-5}
 OPENS=${OPENS:-1000000}
 EXECS=${EXECS:-5000}
-[ "$(id -u)" = 0 ] || { echo "bench/run.sh needs root (it runs the agent)" >&2; exit 1; }
+SETUPS=${SETUPS:-"none floor vigil vigil-all"}
+[ "$(id -u)" = 0 ] || { echo "bench/run.sh needs root (it loads BPF programs)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/vigil-bench.XXXXXX)
-agent=
+pid=
 cleanup() {
-	[ -n "$agent" ] && kill -INT "$agent" 2>/dev/null && wait "$agent" 2>/dev/null || true
+	if [ -n "$pid" ]; then kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
 
 CGO_ENABLED=0 go build -o "$work/vigil" ./cmd/vigil
 CGO_ENABLED=0 go build -o "$work/loop" ./bench/loop
+CGO_ENABLED=0 go build -o "$work/floor" ./bench/floor
+cat >"$work/all.yaml" <<YAML
+status_socket: $work/status.sock
+sensors:
+  file:
+    reads: all
+    writes: all
+YAML
+printf 'status_socket: %s/status.sock\n' "$work" >"$work/default.yaml"
 
-start_agent() {
-	"$work/vigil" run --output "$work/events.json" --log-level warn 2>"$work/agent.log" &
-	agent=$!
-	# ready once the status socket answers
-	for _ in $(seq 100); do
-		"$work/vigil" status >/dev/null 2>&1 && return
-		sleep 0.1
-	done
-	echo "agent did not start:" >&2; cat "$work/agent.log" >&2; exit 1
+start() {
+	case $1 in
+	none) return ;;
+	floor)
+		"$work/floor" >"$work/floor.out" 2>&1 &
+		pid=$!
+		for _ in $(seq 100); do grep -q attached "$work/floor.out" && return; sleep 0.05; done ;;
+	vigil | vigil-all)
+		cfg=$work/default.yaml; [ "$1" = vigil-all ] && cfg=$work/all.yaml
+		"$work/vigil" run --config "$cfg" --output "$work/events.json" --log-level warn 2>"$work/agent.log" &
+		pid=$!
+		for _ in $(seq 100); do "$work/vigil" status --socket "$work/status.sock" >/dev/null 2>&1 && return; sleep 0.1; done ;;
+	esac
+	echo "$1 did not start:" >&2; cat "$work"/*.log "$work"/*.out >&2 2>/dev/null; exit 1
 }
-stop_agent() {
-	kill -INT "$agent"; wait "$agent" || true; agent=
+stop() {
+	case $1 in
+	vigil | vigil-all) "$work/vigil" status --socket "$work/status.sock" >"$work/status-$1.txt" ;;
+	esac
+	if [ -n "$pid" ]; then kill -INT "$pid"; wait "$pid" || true; pid=; fi
+	rm -f "$work/events.json"
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-
-declare -A base with
-for w in open exec; do base[$w]=; with[$w]=; done
+declare -A times
 for r in $(seq "$ROUNDS"); do
-	for w in open exec; do
-		n=$OPENS; [ $w = exec ] && n=$EXECS
-		base[$w]+="$("$work/loop" $w "$n") "
+	for s in $SETUPS; do
+		start "$s"
+		for w in open exec; do
+			n=$OPENS; [ $w = exec ] && n=$EXECS
+			times[$s.$w]+="$("$work/loop" $w "$n") "
+		done
+		stop "$s"
 	done
-	start_agent
-	for w in open exec; do
-		n=$OPENS; [ $w = exec ] && n=$EXECS
-		with[$w]+="$("$work/loop" $w "$n") "
-	done
-	"$work/vigil" status >"$work/status.txt"
-	stop_agent
 done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 "$work/vigil" version
-echo "kernel $(uname -r), $(nproc) CPUs, $ROUNDS rounds, median wall time"
-printf '%-6s %10s %12s %12s %8s\n' workload n "no agent(s)" "vigil(s)" ratio
-for w in open exec; do
-	n=$OPENS; [ $w = exec ] && n=$EXECS
-	b=$(tr ' ' '\n' <<<"${base[$w]}" | grep . | median)
-	v=$(tr ' ' '\n' <<<"${with[$w]}" | grep . | median)
-	printf '%-6s %10d %12.3f %12.3f %7.2fx\n' $w "$n" "$b" "$v" "$(awk -v b="$b" -v v="$v" 'BEGIN{print v/b}')"
+echo "kernel $(uname -r), $(nproc) CPUs, $ROUNDS rounds, median wall time; open n=$OPENS, exec n=$EXECS"
+printf '%-10s %12s %8s %12s %8s\n' setup "open (s)" ratio "exec (s)" ratio
+for s in $SETUPS; do
+	o=$(median <<<"${times[$s.open]}"); e=$(median <<<"${times[$s.exec]}")
+	ob=$(median <<<"${times[none.open]}"); eb=$(median <<<"${times[none.exec]}")
+	printf '%-10s %12.3f %7.2fx %12.3f %7.2fx\n' "$s" "$o" "$(awk -v a="$o" -v b="$ob" 'BEGIN{print a/b}')" \
+		"$e" "$(awk -v a="$e" -v b="$eb" 'BEGIN{print a/b}')"
 done
-echo; echo "agent status at the end of the last round:"
-sed -n '/KIND/,/^$/p' "$work/status.txt"
+for s in vigil vigil-all; do
+	[ -f "$work/status-$s.txt" ] || continue
+	echo; echo "$s: agent counters at the end of the last round"
+	sed -n '/KIND/,/^$/p' "$work/status-$s.txt"
+done

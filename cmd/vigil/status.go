@@ -54,14 +54,21 @@ func printStatus(w io.Writer, st daemon.Status) {
 	up := time.Duration(st.UptimeSeconds * float64(time.Second)).Round(time.Second)
 	fmt.Fprintf(w, "vigil %s, pid %d, up %s\n", st.Version, st.PID, up)
 	for _, s := range st.Sensors {
-		fmt.Fprintf(w, "sensor %s: %d hooks attached %v\n", s.Name, len(s.Hooks), s.Hooks)
+		switch {
+		case s.Error != "":
+			fmt.Fprintf(w, "sensor %-8s NOT RUNNING: %s\n", s.Name, s.Error)
+		case len(s.Missing) > 0:
+			fmt.Fprintf(w, "sensor %-8s %d hooks attached (this kernel lacks %v)\n", s.Name, len(s.Hooks)-len(s.Missing), s.Missing)
+		default:
+			fmt.Fprintf(w, "sensor %-8s %d hooks attached\n", s.Name, len(s.Hooks))
+		}
 	}
 	fmt.Fprintf(w, "events/s %.1f, written %d, queue %d/%d, ring buffer %d/%d bytes\n\n",
 		st.EventsPerSecond, st.Written, st.Queue.Used, st.Queue.Capacity, st.RingBuffer.Used, st.RingBuffer.Capacity)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "KIND\tKERNEL SENT\tKERNEL LOST\tRECEIVED\tQUEUE DROPPED\t")
+	fmt.Fprintln(tw, "KIND\tKERNEL SENT\tKERNEL LOST\tFILTERED\tRECEIVED\tQUEUE DROPPED\t")
 	for _, k := range st.Events {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t\n", k.Kind, k.KernelSent, k.KernelLost, k.Received, k.QueueDropped)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", k.Kind, k.KernelSent, k.KernelLost, k.KernelFiltered, k.Received, k.QueueDropped)
 	}
 	tw.Flush()
 	pc := st.ProcessCache

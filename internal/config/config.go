@@ -28,7 +28,41 @@ type Config struct {
 	Kernel  Kernel  `yaml:"kernel"`
 	Queue   Queue   `yaml:"queue"`
 	Process Process `yaml:"process"`
+	Sensors Sensors `yaml:"sensors"`
 	Paths   Paths   `yaml:"paths"`
+}
+
+// Sensors says what each kernel sensor reports. Process lifecycle (exec,
+// fork, exit) is always on: the process cache depends on it. Everything else
+// is filtered in the kernel, so what is off costs next to nothing.
+type Sensors struct {
+	File   FileSensor `yaml:"file"`
+	Cred   Sensor     `yaml:"cred"`
+	Net    Sensor     `yaml:"net"`
+	Kernel Sensor     `yaml:"kernel"`
+}
+
+// Sensor is the switch and outcome filter every sensor has.
+type Sensor struct {
+	Enabled bool `yaml:"enabled"`
+	// Outcome: "any", "success" or "failure" of the operation.
+	Outcome string `yaml:"outcome"`
+}
+
+// FileSensor adds which file operations are reported, by path.
+type FileSensor struct {
+	Sensor `yaml:",inline"`
+	// Writes and Reads: "none", "watched" (only the paths below) or "all".
+	Writes string `yaml:"writes"`
+	Reads  string `yaml:"reads"`
+	// WatchWrites: files and directories (with everything below them) whose
+	// changes are reported. Empty means the built-in list.
+	WatchWrites []string `yaml:"watch_writes"`
+	// WatchReads: files, and directories whose files, are reported when
+	// opened for reading. Empty means the built-in list.
+	WatchReads []string `yaml:"watch_reads"`
+	// Ignore: directories below which writes are never reported.
+	Ignore []string `yaml:"ignore"`
 }
 
 // Kernel tunes the transport from BPF to user space.
@@ -69,7 +103,13 @@ func Default() Config {
 		Kernel:        Kernel{RingBufferMiB: 16, Poll: Duration(20 * time.Millisecond)},
 		Queue:         Queue{Size: 65536},
 		Process:       Process{MaxEntries: 65536, ExitGrace: Duration(30 * time.Second), AncestryDepth: 16},
-		Paths:         Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
+		Sensors: Sensors{
+			File:   FileSensor{Sensor: Sensor{Enabled: true, Outcome: "any"}, Writes: "watched", Reads: "watched"},
+			Cred:   Sensor{Enabled: true, Outcome: "success"},
+			Net:    Sensor{Enabled: true, Outcome: "any"},
+			Kernel: Sensor{Enabled: true, Outcome: "any"},
+		},
+		Paths: Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
 	}
 }
 
@@ -143,11 +183,36 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log_level: %q is not one of debug, info, warn, error", c.LogLevel))
 	}
+	for name, o := range map[string]string{"file": c.Sensors.File.Outcome, "cred": c.Sensors.Cred.Outcome,
+		"net": c.Sensors.Net.Outcome, "kernel": c.Sensors.Kernel.Outcome} {
+		if _, ok := Outcomes[o]; !ok {
+			errs = append(errs, fmt.Errorf("sensors.%s.outcome: %q is not one of any, success, failure", name, o))
+		}
+	}
+	for name, v := range map[string]string{"writes": c.Sensors.File.Writes, "reads": c.Sensors.File.Reads} {
+		if _, ok := Interests[v]; !ok {
+			errs = append(errs, fmt.Errorf("sensors.file.%s: %q is not one of none, watched, all", name, v))
+		}
+	}
+	for _, list := range [][]string{c.Sensors.File.WatchWrites, c.Sensors.File.WatchReads, c.Sensors.File.Ignore} {
+		for _, p := range list {
+			if !strings.HasPrefix(p, "/") {
+				errs = append(errs, fmt.Errorf("sensors.file: %q is not an absolute path", p))
+			}
+		}
+	}
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}
 	return errors.Join(errs...)
 }
+
+// Outcomes and Interests list the accepted words, for validation and for the
+// daemon to translate.
+var (
+	Outcomes  = map[string]uint8{"any": 0, "success": 1, "failure": 2}
+	Interests = map[string]uint8{"none": 0, "watched": 1, "all": 2}
+)
 
 // Duration is a time.Duration written as "20ms", "30s" or "1m" in YAML.
 type Duration time.Duration

@@ -78,3 +78,24 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("err = %v, want it to name the file", err)
 	}
 }
+
+func TestSensorSettings(t *testing.T) {
+	got, err := Load(write(t, "sensors:\n  file:\n    reads: all\n    watch_writes: [/srv/www]\n  net:\n    enabled: false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Sensors.File.Reads != "all" || !got.Sensors.File.Enabled || got.Sensors.Net.Enabled ||
+		len(got.Sensors.File.WatchWrites) != 1 || got.Sensors.Cred.Outcome != "success" {
+		t.Errorf("sensors = %+v", got.Sensors)
+	}
+	for body, want := range map[string]string{
+		"sensors:\n  cred:\n    outcome: sometimes\n": "sensors.cred.outcome",
+		"sensors:\n  file:\n    writes: most\n":       "sensors.file.writes",
+		"sensors:\n  file:\n    ignore: [relative]\n": "absolute",
+		"sensors:\n  file:\n    wacth_reads: [/x]\n":  "line 3",
+	} {
+		if _, err := Load(write(t, body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: err = %v, want it to mention %q", body, err, want)
+		}
+	}
+}

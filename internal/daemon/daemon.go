@@ -21,13 +21,12 @@ import (
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/sensor"
-	"github.com/vigilsec/vigil/internal/sensor/process"
 	"github.com/vigilsec/vigil/internal/sink"
 	"github.com/vigilsec/vigil/internal/sink/jsonl"
 )
 
-// numTypes bounds the per-type counters (record types 1..3).
-const numTypes = 4
+// numTypes bounds the per-type counters.
+const numTypes = sensor.TypeMax
 
 // Agent is a running Vigil.
 type Agent struct {
@@ -38,12 +37,15 @@ type Agent struct {
 	cache *proc.Cache
 	sinks []sink.Sink
 
-	shared  *sensor.Shared
-	process *process.Sensor
-	reader  *sensor.Reader
+	shared       *sensor.Shared
+	sensors      []attached
+	sensorErrors []SensorStatus // sensors that failed to load
+	decoders     [numTypes]decoder
+	reader       *sensor.Reader
 
 	queue   chan *event.Event
 	started time.Time
+	ready   chan struct{} // closed once Run reads the ring
 
 	received     [numTypes]atomic.Uint64 // decoded and handled
 	dropped      [numTypes]atomic.Uint64 // queue full
@@ -70,6 +72,7 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		clock: sensor.NewClock(),
 		sinks: sinks,
 		queue: make(chan *event.Event, cfg.Queue.Size),
+		ready: make(chan struct{}),
 	}
 	out, err := jsonl.Open(cfg.Output, &a.host)
 	if err != nil {
@@ -89,21 +92,16 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		a.Close()
 		return nil, err
 	}
-	log.Info("sensors attached", "sensor", "process", "hooks", process.Hooks,
-		"ring_buffer_mib", cfg.Kernel.RingBufferMiB, "kernel", a.host.Kernel)
+	names := make([]string, len(a.sensors))
+	for i, s := range a.sensors {
+		names[i] = s.name
+	}
+	log.Info("sensors attached", "sensors", names, "ring_buffer_mib", cfg.Kernel.RingBufferMiB, "kernel", a.host.Kernel)
 	return a, nil
 }
 
-func (a *Agent) attach() (err error) {
-	if a.shared, err = sensor.NewShared(a.cfg.Kernel.RingBufferMiB << 20); err != nil {
-		return err
-	}
-	if a.process, err = process.New(process.Config{}, a.shared); err != nil {
-		return err
-	}
-	a.reader, err = sensor.NewReader(a.shared, a.cfg.Kernel.Poll.D())
-	return err
-}
+// Ready is closed once Run has filled the process cache and reads events.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // AddSink adds an output. Call it before Run.
 func (a *Agent) AddSink(s sink.Sink) { a.sinks = append(a.sinks, s) }
@@ -140,6 +138,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 
+	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
 	close(a.queue) // the reader is the only sender
 	wg.Wait()
@@ -157,27 +156,29 @@ func (a *Agent) handle(rec []byte) {
 		a.decodeErrors.Add(1)
 		return
 	}
-	e := new(event.Event)
-	switch h.Type {
-	case sensor.TypeExec:
-		if err = process.DecodeExec(rec, a.clock, e); err == nil {
-			a.cache.Exec(&e.Process)
-		}
-	case sensor.TypeFork:
-		if err = process.DecodeFork(rec, a.clock, e); err == nil {
-			a.cache.Fork(&e.Process)
-		}
-	case sensor.TypeExit:
-		if err = process.DecodeExit(rec, a.clock, e); err == nil {
-			if !a.cache.Exit(&e.Process, *e.Exit) {
-				a.duplicates.Add(1)
-				return
-			}
-		}
-	}
-	if err != nil {
+	decode := a.decoders[h.Type]
+	if decode == nil {
 		a.decodeErrors.Add(1)
 		return
+	}
+	e := new(event.Event)
+	if err := decode(rec, a.clock, e); err != nil {
+		a.decodeErrors.Add(1)
+		return
+	}
+	switch h.Type {
+	case sensor.TypeExec:
+		a.cache.Exec(&e.Process)
+	case sensor.TypeFork:
+		a.cache.Fork(&e.Process)
+	case sensor.TypeExit:
+		if !a.cache.Exit(&e.Process, *e.Exit) {
+			a.duplicates.Add(1)
+			return
+		}
+	default:
+		// The kernel knows the task, not the program it runs: fill that in.
+		a.cache.Complete(&e.Process)
 	}
 	a.received[h.Type].Add(1)
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
@@ -278,9 +279,7 @@ func (a *Agent) Close() error {
 		if a.reader != nil {
 			errs = append(errs, a.reader.Close())
 		}
-		if a.process != nil {
-			errs = append(errs, a.process.Close())
-		}
+		errs = append(errs, a.closeSensors())
 		errs = append(errs, a.shared.Close())
 		for _, s := range a.sinks {
 			errs = append(errs, s.Close())

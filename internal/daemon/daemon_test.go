@@ -49,6 +49,95 @@ func (c *collector) Write(e *event.Event) error {
 func (c *collector) Flush() error { return nil }
 func (c *collector) Close() error { return nil }
 
+// fanout is the shared agent's sink: it hands each event to the collector of
+// the test whose cgroup it came from.
+type fanout struct {
+	mu   sync.Mutex
+	byID map[uint64]*collector
+}
+
+func (f *fanout) Write(e *event.Event) error {
+	f.mu.Lock()
+	c := f.byID[e.Process.CgroupID]
+	f.mu.Unlock()
+	if c != nil {
+		return c.Write(e)
+	}
+	return nil
+}
+func (f *fanout) Flush() error { return nil }
+func (f *fanout) Close() error { return nil }
+
+var sharedAgent struct {
+	once   sync.Once
+	agent  *Agent
+	fan    *fanout
+	dir    string
+	output string
+	err    error
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// stopSharedAgent stops the shared agent, if a test started it, and removes
+// its files. TestMain calls it after the tests.
+func stopSharedAgent() {
+	s := &sharedAgent
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
+}
+
+// join gives the test a cgroup of its own on an agent shared by the tests of
+// this package: loading every sensor takes seconds, so tests that need not
+// stop the agent share one. It runs until the test binary exits.
+func join(t *testing.T) *harness {
+	t.Helper()
+	testenv.RequirePrivileged(t)
+	s := &sharedAgent
+	s.once.Do(func() {
+		if s.dir, s.err = os.MkdirTemp("", "vigil-daemon-test-"); s.err != nil {
+			return
+		}
+		cfg := testConfig(s.dir)
+		s.output = cfg.Output
+		s.fan = &fanout{byID: map[uint64]*collector{}}
+		if s.agent, s.err = New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), s.fan); s.err != nil {
+			return
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancel, s.done = cancel, make(chan error, 1)
+		go func() { s.done <- s.agent.Run(ctx) }()
+		<-s.agent.Ready()
+	})
+	if s.err != nil {
+		t.Fatalf("start shared agent: %v", s.err)
+	}
+	h := &harness{agent: s.agent, cg: testenv.NewCgroup(t), output: s.output, shared: true}
+	h.events = newCollector(h.cg.ID)
+	s.fan.mu.Lock()
+	s.fan.byID[h.cg.ID] = h.events
+	s.fan.mu.Unlock()
+	t.Cleanup(func() {
+		s.fan.mu.Lock()
+		delete(s.fan.byID, h.cg.ID)
+		s.fan.mu.Unlock()
+	})
+	return h
+}
+
+func testConfig(dir string) config.Config {
+	cfg := config.Default()
+	cfg.Output = filepath.Join(dir, "events.json")
+	cfg.StatusSocket = filepath.Join(dir, "status.sock")
+	cfg.StatsInterval = 0
+	return cfg
+}
+
 // waitFor returns the first event that match accepts, waiting up to 10s.
 func (c *collector) waitFor(t *testing.T, what string, match func(*event.Event) bool) event.Event {
 	t.Helper()
@@ -88,20 +177,18 @@ type harness struct {
 	cg     *testenv.Cgroup
 	events *collector
 	output string
+	shared bool // the package's shared agent: never stopped by a test
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// start runs the real agent: sensors loaded and attached, reading the ring
-// buffer, writing JSON to a file, and collecting this test's events.
+// start runs a real agent of the test's own: sensors loaded and attached,
+// reading the ring buffer, writing JSON to a file, and collecting this
+// test's events. Tests that need not stop the agent use join instead.
 func start(t *testing.T) *harness {
 	t.Helper()
 	testenv.RequirePrivileged(t)
-	cfg := config.Default()
-	dir := t.TempDir()
-	cfg.Output = filepath.Join(dir, "events.json")
-	cfg.StatusSocket = filepath.Join(dir, "status.sock")
-	cfg.StatsInterval = 0
+	cfg := testConfig(t.TempDir())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 
 	h := &harness{cg: testenv.NewCgroup(t), output: cfg.Output, done: make(chan error, 1)}
@@ -115,10 +202,7 @@ func start(t *testing.T) *harness {
 	h.cancel = cancel
 	go func() { h.done <- a.Run(ctx) }()
 	t.Cleanup(func() { h.stop(t) })
-	// Run scans procfs before it reads; wait until it is reading.
-	for a.started.IsZero() {
-		time.Sleep(5 * time.Millisecond)
-	}
+	<-a.Ready() // Run scans procfs before it reads
 	return h
 }
 
@@ -145,7 +229,7 @@ func isExec(pid int, exe string) func(*event.Event) bool {
 }
 
 func TestExecForkExitOfAShellCommand(t *testing.T) {
-	h := start(t)
+	h := join(t)
 	// "; echo" keeps bash from exec'ing /bin/true in place: it forks first.
 	bashPID, out := h.cg.Run(t, "bash", "-c", `/bin/true a "b c"; echo -n done`)
 	if out != "done" {
@@ -188,7 +272,6 @@ func TestExecForkExitOfAShellCommand(t *testing.T) {
 	}
 
 	// The same exec, as a JSON line in the output file.
-	h.stop(t)
 	doc := findDoc(t, h.output, func(d map[string]any) bool {
 		return get(d, "event.action") == "exec" && get(d, "process.pid") == float64(pid)
 	})
@@ -204,7 +287,7 @@ func TestExecForkExitOfAShellCommand(t *testing.T) {
 }
 
 func TestExitCodesAndSignals(t *testing.T) {
-	h := start(t)
+	h := join(t)
 	tests := []struct {
 		script string
 		want   event.ExitStatus
@@ -223,7 +306,7 @@ func TestExitCodesAndSignals(t *testing.T) {
 }
 
 func TestExecutableIsTheResolvedPath(t *testing.T) {
-	h := start(t)
+	h := join(t)
 	dir := t.TempDir()
 	link := filepath.Join(dir, "link-to-true")
 	if err := os.Symlink("/usr/bin/true", link); err != nil {
@@ -261,7 +344,7 @@ func TestExecutableIsTheResolvedPath(t *testing.T) {
 }
 
 func TestLongArgvIsBoundedAndSaysSo(t *testing.T) {
-	h := start(t)
+	h := join(t)
 	args := []string{"-c", "exit 0", "vigil-long-argv"}
 	for i := 0; i < 5000; i++ {
 		args = append(args, "argument-"+strconv.Itoa(i))
@@ -280,7 +363,6 @@ func TestLongArgvIsBoundedAndSaysSo(t *testing.T) {
 	// A newline in an argument never splits a JSON line.
 	pid2, _ := h.cg.Run(t, "bash", "-c", "exit 0", "x", "line\nbreak\r\x1b[0m")
 	h.events.waitFor(t, "hostile exec", isExec(pid2, ""))
-	h.stop(t)
 	doc := findDoc(t, h.output, func(d map[string]any) bool {
 		return get(d, "event.action") == "exec" && get(d, "process.pid") == float64(pid2)
 	})
@@ -289,9 +371,21 @@ func TestLongArgvIsBoundedAndSaysSo(t *testing.T) {
 	}
 }
 
-// findDoc reads the agent's JSON lines and returns the first document match
-// accepts. Every line must be one valid JSON document.
+// findDoc returns the first document of the agent's JSON lines that match
+// accepts, waiting up to 10s for it to be written. Every line must be one
+// valid JSON document.
 func findDoc(t *testing.T, path string, match func(map[string]any) bool) map[string]any {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if d := scanDocs(t, path, match); d != nil {
+			return d
+		}
+	}
+	t.Fatalf("no matching document in %s", path)
+	return nil
+}
+
+func scanDocs(t *testing.T, path string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -303,14 +397,24 @@ func findDoc(t *testing.T, path string, match func(map[string]any) bool) map[str
 	for n := 1; sc.Scan(); n++ {
 		var d map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &d); err != nil {
+			// The writer may be mid-line at the end of the file.
+			if _, more := peek(sc); !more {
+				return nil
+			}
 			t.Fatalf("%s line %d is not JSON: %v: %.200s", path, n, err, sc.Text())
 		}
 		if match(d) {
 			return d
 		}
 	}
-	t.Fatalf("no matching document in %s", path)
 	return nil
+}
+
+func peek(sc *bufio.Scanner) (string, bool) {
+	if sc.Scan() {
+		return sc.Text(), true
+	}
+	return "", false
 }
 
 // get reads a dotted path from a decoded JSON document.

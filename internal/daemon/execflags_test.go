@@ -13,7 +13,7 @@ import (
 )
 
 func TestExecOfASetuidBinaryIsSecureExec(t *testing.T) {
-	h := start(t)
+	h := join(t)
 	dir := t.TempDir()
 	os.Chmod(filepath.Dir(dir), 0o755)
 	os.Chmod(dir, 0o755)
@@ -49,7 +49,7 @@ func TestExecOfASetuidBinaryIsSecureExec(t *testing.T) {
 }
 
 func TestExecFromMemfdIsFileless(t *testing.T) {
-	h := start(t)
+	h := join(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func TestExecFromMemfdIsFileless(t *testing.T) {
 }
 
 func TestStdioSocketsAreFlagged(t *testing.T) {
-	h := start(t)
+	h := join(t)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)

@@ -20,7 +20,9 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	stopSharedAgent()
+	os.Exit(code)
 }
 
 func trigger(name string) error {

@@ -14,7 +14,6 @@ import (
 
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/sensor"
-	"github.com/vigilsec/vigil/internal/sensor/process"
 	"github.com/vigilsec/vigil/internal/version"
 )
 
@@ -37,21 +36,24 @@ type Status struct {
 	KernelError     string         `json:"kernel_error,omitempty"`
 }
 
-// SensorStatus says which kernel hooks a sensor holds.
+// SensorStatus says which kernel hooks a sensor holds, or why it is not running.
 type SensorStatus struct {
-	Name  string   `json:"name"`
-	Hooks []string `json:"hooks"`
+	Name    string   `json:"name"`
+	Hooks   []string `json:"hooks,omitempty"`
+	Missing []string `json:"missing,omitempty"` // hooks this kernel lacks
+	Error   string   `json:"error,omitempty"`
 }
 
 // KindCounts accounts for one kind of event from the kernel to the sinks:
 // KernelSent = Received + still in the ring; KernelLost never reached user
 // space; QueueDropped were received but not written.
 type KindCounts struct {
-	Kind         string `json:"kind"`
-	KernelSent   uint64 `json:"kernel_sent"`
-	KernelLost   uint64 `json:"kernel_lost"`
-	Received     uint64 `json:"received"`
-	QueueDropped uint64 `json:"queue_dropped"`
+	Kind           string `json:"kind"`
+	KernelSent     uint64 `json:"kernel_sent"`
+	KernelLost     uint64 `json:"kernel_lost"`
+	KernelFiltered uint64 `json:"kernel_filtered"` // not sent: no rule needs them
+	Received       uint64 `json:"received"`
+	QueueDropped   uint64 `json:"queue_dropped"`
 }
 
 // Gauge is a current level against its capacity.
@@ -67,7 +69,6 @@ func (a *Agent) Status() Status {
 		PID:             os.Getpid(),
 		Started:         a.started,
 		EventsPerSecond: math.Float64frombits(a.rate.Load()),
-		Sensors:         []SensorStatus{{Name: "process", Hooks: process.Hooks}},
 		DecodeErrors:    a.decodeErrors.Load(),
 		DuplicateExits:  a.duplicates.Load(),
 		Written:         a.written.Load(),
@@ -76,6 +77,10 @@ func (a *Agent) Status() Status {
 		RingBuffer:      Gauge{Used: a.reader.Pending(), Capacity: int(a.shared.Events.MaxEntries())},
 		ProcessCache:    a.cache.Stats(),
 	}
+	for _, s := range a.sensors {
+		st.Sensors = append(st.Sensors, SensorStatus{Name: s.name, Hooks: s.hooks, Missing: s.missing})
+	}
+	st.Sensors = append(st.Sensors, a.sensorErrors...)
 	if !a.started.IsZero() {
 		st.UptimeSeconds = time.Since(a.started).Seconds()
 	}
@@ -85,11 +90,12 @@ func (a *Agent) Status() Status {
 	}
 	for t := uint16(1); t < numTypes; t++ {
 		st.Events = append(st.Events, KindCounts{
-			Kind:         sensor.TypeName(t),
-			KernelSent:   kc[t].Sent,
-			KernelLost:   kc[t].Lost,
-			Received:     a.received[t].Load(),
-			QueueDropped: a.dropped[t].Load(),
+			Kind:           sensor.TypeName(t),
+			KernelSent:     kc[t].Sent,
+			KernelLost:     kc[t].Lost,
+			KernelFiltered: kc[t].Filtered,
+			Received:       a.received[t].Load(),
+			QueueDropped:   a.dropped[t].Load(),
 		})
 	}
 	return st

@@ -12,7 +12,7 @@ import (
 // the kernel (ring buffer full) or by the queue (sinks too slow).
 func TestStormEveryProcessAccountedFor(t *testing.T) {
 	const n = 5000
-	h := start(t)
+	h := join(t)
 	before := h.agent.Status()
 
 	h.cg.Run(t, "bash", "-c", "for ((i = 0; i < 5000; i++)); do /bin/true; done")

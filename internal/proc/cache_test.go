@@ -632,3 +632,22 @@ func TestExitStatusKept(t *testing.T) {
 		t.Errorf("ExitTime %v, State %v", en.ExitTime, en.State)
 	}
 }
+
+func TestCompleteFillsTheProgramOfTheActor(t *testing.T) {
+	c := New(Config{BootID: "b", ProcRoot: t.TempDir()})
+	p := event.Process{PID: 50, PPID: 1, StartBoot: 7e9, Executable: "/usr/bin/vi", Args: []string{"vi", "/etc/shadow"}, WorkingDir: "/root"}
+	c.Exec(&p)
+
+	got := event.Process{PID: 50, PPID: 1, StartBoot: 7e9, Name: "vi"}
+	c.Complete(&got)
+	if got.Executable != "/usr/bin/vi" || len(got.Args) != 2 || got.WorkingDir != "/root" || got.EntityID != p.EntityID {
+		t.Errorf("Complete = %+v", got)
+	}
+
+	// Another process with the same pid (different start) is not taken.
+	other := event.Process{PID: 50, StartBoot: 9e9}
+	c.Complete(&other)
+	if other.Executable != "" {
+		t.Errorf("Complete took a different process's image: %+v", other)
+	}
+}

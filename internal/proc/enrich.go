@@ -126,3 +126,23 @@ func (c *Cache) insertProcfsLocked(p *event.Process) (e *entry, added bool) {
 	c.insertLocked(e)
 	return e, true
 }
+
+// Complete fills what a sensor cannot know about the process that acted —
+// the program it runs, its arguments and working directory, and its entity
+// id — from its cache entry. A process the cache lacks is read from procfs
+// (a lazy fill), provided it is the same process (same start time).
+func (c *Cache) Complete(p *event.Process) {
+	k := KeyOf(p.PID, p.StartBoot)
+	if p.EntityID == "" {
+		p.EntityID = entityID(c.bootHash, k)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.entries[k]
+	if e == nil && p.StartBoot != 0 {
+		e = c.findParentLocked(Key{}, false, p.PID, p.StartBoot)
+	}
+	if e != nil {
+		fillImage(p, e)
+	}
+}

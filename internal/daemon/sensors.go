@@ -1,0 +1,125 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/event"
+	"github.com/vigilsec/vigil/internal/sensor"
+	"github.com/vigilsec/vigil/internal/sensor/cred"
+	"github.com/vigilsec/vigil/internal/sensor/kernel"
+	"github.com/vigilsec/vigil/internal/sensor/process"
+)
+
+// decoder turns one ring buffer record into an event.
+type decoder func(rec []byte, clk sensor.Clock, e *event.Event) error
+
+// attached is a sensor the agent holds.
+type attached struct {
+	name    string
+	hooks   []string
+	missing []string // hooks this kernel lacks; the sensor works without them
+	closer  io.Closer
+}
+
+// optionalSensor is a sensor the agent can run without: if it fails to load,
+// the agent says so and goes on.
+type optionalSensor struct {
+	name    string
+	enabled bool
+	types   []uint16
+	decode  decoder
+	load    func(*sensor.Shared) (io.Closer, []string, error) // closer, missing hooks
+	hooks   []string
+}
+
+func (a *Agent) optionalSensors() []optionalSensor {
+	s := a.cfg.Sensors
+	return []optionalSensor{
+		{name: "cred", enabled: s.Cred.Enabled, types: []uint16{sensor.TypeCred}, decode: cred.Decode, hooks: cred.Hooks,
+			load: func(sh *sensor.Shared) (io.Closer, []string, error) {
+				c, err := cred.New(cred.Config{}, sh)
+				return c, nil, err
+			}},
+		{name: "kernel", enabled: s.Kernel.Enabled, types: []uint16{sensor.TypeKernel}, decode: kernel.Decode, hooks: kernel.Hooks,
+			load: func(sh *sensor.Shared) (io.Closer, []string, error) {
+				k, err := kernel.New(kernel.Config{}, sh)
+				if err != nil {
+					return nil, nil, err
+				}
+				return k, k.Missing(), nil
+			}},
+	}
+}
+
+// attach loads the sensors. The process sensor is required; the others are
+// loaded when enabled, and a failure to load one is logged, shown in status,
+// and not fatal.
+func (a *Agent) attach() (err error) {
+	if a.shared, err = sensor.NewShared(a.cfg.Kernel.RingBufferMiB << 20); err != nil {
+		return err
+	}
+	if err := a.applyFilters(); err != nil {
+		return err
+	}
+	p, err := process.New(process.Config{}, a.shared)
+	if err != nil {
+		return err
+	}
+	a.sensors = append(a.sensors, attached{name: "process", hooks: process.Hooks, closer: p})
+	a.decoders[sensor.TypeExec] = process.DecodeExec
+	a.decoders[sensor.TypeFork] = process.DecodeFork
+	a.decoders[sensor.TypeExit] = process.DecodeExit
+
+	for _, o := range a.optionalSensors() {
+		if !o.enabled {
+			continue
+		}
+		c, missing, err := o.load(a.shared)
+		if err != nil {
+			a.log.Warn("sensor not loaded; running without it", "sensor", o.name, "err", err)
+			a.sensorErrors = append(a.sensorErrors, SensorStatus{Name: o.name, Error: err.Error()})
+			continue
+		}
+		if len(missing) > 0 {
+			a.log.Info("sensor runs without hooks this kernel lacks", "sensor", o.name, "missing", missing)
+		}
+		a.sensors = append(a.sensors, attached{name: o.name, hooks: o.hooks, missing: missing, closer: c})
+		for _, t := range o.types {
+			a.decoders[t] = o.decode
+		}
+	}
+	a.reader, err = sensor.NewReader(a.shared, a.cfg.Kernel.Poll.D())
+	return err
+}
+
+// applyFilters tells the kernel what to send, from the configuration.
+func (a *Agent) applyFilters() error {
+	s := a.cfg.Sensors
+	kinds := []struct {
+		t   uint16
+		cfg config.Sensor
+	}{
+		{sensor.TypeCred, s.Cred}, {sensor.TypeNet, s.Net}, {sensor.TypeKernel, s.Kernel},
+	}
+	var errs []error
+	for _, k := range kinds {
+		f := sensor.KindFilter{Enabled: k.cfg.Enabled, Outcome: sensor.Outcome(config.Outcomes[k.cfg.Outcome])}
+		errs = append(errs, a.shared.SetKind(k.t, f))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("set kernel filters: %w", err)
+	}
+	return nil
+}
+
+func (a *Agent) closeSensors() error {
+	var errs []error
+	for _, s := range a.sensors {
+		errs = append(errs, s.closer.Close())
+	}
+	a.sensors = nil
+	return errors.Join(errs...)
+}
