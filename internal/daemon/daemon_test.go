@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -428,4 +431,45 @@ func get(d map[string]any, path string) any {
 		cur = m[k]
 	}
 	return cur
+}
+
+// TestEverySensorReportsThroughTheAgent runs one trigger per kind through the
+// whole pipeline: each event arrives enriched with the program that acted.
+func TestEverySensorReportsThroughTheAgent(t *testing.T) {
+	h := join(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	h.cg.Run(t, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d; exec 3>&-", port))
+	conn := h.events.waitFor(t, "connect", func(e *event.Event) bool { return e.Kind == event.KindNet && e.Net.Op == event.NetConnect })
+	if conn.Net.Destination.Port() != uint16(port) || conn.Process.Executable != "/usr/bin/bash" || conn.Parent == nil {
+		t.Errorf("connect: destination %v, executable %q, parent %v", conn.Net.Destination, conn.Process.Executable, conn.Parent)
+	}
+
+	h.cg.Run(t, "unshare", "--uts", "true")
+	k := h.events.waitFor(t, "unshare", func(e *event.Event) bool { return e.Kind == event.KindKernel && e.Kernel.Op == event.KernelUnshare })
+	if k.Process.Executable != "/usr/bin/unshare" || !slices.Contains(k.Kernel.FlagNames, "CLONE_NEWUTS") {
+		t.Errorf("unshare: executable %q, flags %v", k.Process.Executable, k.Kernel.FlagNames)
+	}
+
+	h.cg.Run(t, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "true")
+	c := h.events.waitFor(t, "setuid", func(e *event.Event) bool {
+		return e.Kind == event.KindCred && e.Cred.New.UID == 65534 && e.Cred.Old.UID == 0
+	})
+	if c.Process.Executable != "/usr/bin/setpriv" {
+		t.Errorf("cred: executable %q", c.Process.Executable)
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/sensor/cred"
 	"github.com/vigilsec/vigil/internal/sensor/kernel"
+	netsensor "github.com/vigilsec/vigil/internal/sensor/net"
 	"github.com/vigilsec/vigil/internal/sensor/process"
 )
 
@@ -42,6 +43,11 @@ func (a *Agent) optionalSensors() []optionalSensor {
 			load: func(sh *sensor.Shared) (io.Closer, []string, error) {
 				c, err := cred.New(cred.Config{}, sh)
 				return c, nil, err
+			}},
+		{name: "net", enabled: s.Net.Enabled, types: []uint16{sensor.TypeNet}, decode: netsensor.Decode, hooks: netsensor.Hooks,
+			load: func(sh *sensor.Shared) (io.Closer, []string, error) {
+				n, err := netsensor.New(netsensor.Config{}, sh)
+				return n, nil, err
 			}},
 		{name: "kernel", enabled: s.Kernel.Enabled, types: []uint16{sensor.TypeKernel}, decode: kernel.Decode, hooks: kernel.Hooks,
 			load: func(sh *sensor.Shared) (io.Closer, []string, error) {

@@ -110,7 +110,7 @@ func explain(err error) error {
 func Explain(what string, err error) error {
 	var ve *ebpf.VerifierError
 	if errors.As(err, &ve) {
-		return fmt.Errorf("%s: the kernel's verifier rejected the program: %v (this is a bug in vigil: please report it with `uname -r`)", what, ve)
+		return fmt.Errorf("%s: the kernel's verifier rejected the program (this is a bug in vigil: please report it with `uname -r`): %w", what, ve)
 	}
 	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENOENT) {
 		return &Problem{What: fmt.Sprintf("%s: the kernel has no such hook", what), Fix: "this kernel lacks a tracepoint vigil needs; vigil supports Linux 5.17 and newer with BTF", Err: err}
