@@ -473,3 +473,32 @@ func TestEverySensorReportsThroughTheAgent(t *testing.T) {
 		t.Errorf("cred: executable %q", c.Process.Executable)
 	}
 }
+
+// TestFileEventsFollowTheWatchLists: with the default filters, a change
+// below /etc and a read of /etc/shadow are reported with the program that
+// did them; a read of an ordinary file is not.
+func TestFileEventsFollowTheWatchLists(t *testing.T) {
+	h := join(t)
+	name := fmt.Sprintf("/etc/vigil-test-%d", os.Getpid())
+	t.Cleanup(func() { os.Remove(name) })
+	h.cg.Run(t, "bash", "-c", "echo x > "+name+"; cat /etc/hostname /etc/shadow >/dev/null; rm "+name)
+
+	created := h.events.waitFor(t, "create", func(e *event.Event) bool {
+		return e.Kind == event.KindFile && e.File.Op == event.FileCreate && e.File.Path == name
+	})
+	if !created.File.Watched || created.Process.Executable != "/usr/bin/bash" {
+		t.Errorf("create: watched %v by %q", created.File.Watched, created.Process.Executable)
+	}
+	shadow := h.events.waitFor(t, "read of /etc/shadow", func(e *event.Event) bool {
+		return e.Kind == event.KindFile && e.File.Path == "/etc/shadow"
+	})
+	if shadow.File.Write || shadow.Process.Executable != "/usr/bin/cat" || shadow.Parent == nil || shadow.Parent.Executable != "/usr/bin/bash" {
+		t.Errorf("shadow read: write %v by %q (parent %+v)", shadow.File.Write, shadow.Process.Executable, shadow.Parent)
+	}
+	h.events.waitFor(t, "unlink", func(e *event.Event) bool {
+		return e.Kind == event.KindFile && e.File.Op == event.FileUnlink && e.File.Path == name
+	})
+	if n := h.events.count(func(e *event.Event) bool { return e.Kind == event.KindFile && e.File.Path == "/etc/hostname" }); n != 0 {
+		t.Errorf("%d events for reading /etc/hostname, which no list watches", n)
+	}
+}

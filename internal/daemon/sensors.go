@@ -9,6 +9,7 @@ import (
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/sensor/cred"
+	"github.com/vigilsec/vigil/internal/sensor/file"
 	"github.com/vigilsec/vigil/internal/sensor/kernel"
 	netsensor "github.com/vigilsec/vigil/internal/sensor/net"
 	"github.com/vigilsec/vigil/internal/sensor/process"
@@ -39,6 +40,18 @@ type optionalSensor struct {
 func (a *Agent) optionalSensors() []optionalSensor {
 	s := a.cfg.Sensors
 	return []optionalSensor{
+		{name: "file", enabled: s.File.Enabled, types: []uint16{sensor.TypeFile}, decode: file.Decode, hooks: file.Hooks,
+			load: func(sh *sensor.Shared) (io.Closer, []string, error) {
+				f, err := file.New(file.Config{}, sh)
+				if err != nil {
+					return nil, nil, err
+				}
+				if err := a.watchFiles(f); err != nil {
+					f.Close()
+					return nil, nil, err
+				}
+				return f, f.Skipped, nil
+			}},
 		{name: "cred", enabled: s.Cred.Enabled, types: []uint16{sensor.TypeCred}, decode: cred.Decode, hooks: cred.Hooks,
 			load: func(sh *sensor.Shared) (io.Closer, []string, error) {
 				c, err := cred.New(cred.Config{}, sh)
@@ -115,8 +128,46 @@ func (a *Agent) applyFilters() error {
 		f := sensor.KindFilter{Enabled: k.cfg.Enabled, Outcome: sensor.Outcome(config.Outcomes[k.cfg.Outcome])}
 		errs = append(errs, a.shared.SetKind(k.t, f))
 	}
+	fs := s.File
+	errs = append(errs, a.shared.SetKind(sensor.TypeFile, sensor.KindFilter{
+		Enabled:    fs.Enabled,
+		Outcome:    sensor.Outcome(config.Outcomes[fs.Outcome]),
+		FileWrites: sensor.Interest(config.Interests[fs.Writes]),
+		FileReads:  sensor.Interest(config.Interests[fs.Reads]),
+	}))
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("set kernel filters: %w", err)
+	}
+	return nil
+}
+
+// watchFiles fills the file interest set from the configuration, or from
+// the built-in lists where the configuration names none.
+func (a *Agent) watchFiles(f *file.Sensor) error {
+	fs := a.cfg.Sensors.File
+	orDefault := func(paths, def []string) []string {
+		if len(paths) == 0 {
+			return def
+		}
+		return paths
+	}
+	var missing []string
+	for _, l := range []struct {
+		paths []string
+		mark  sensor.InodeMark
+	}{
+		{orDefault(fs.WatchReads, file.DefaultSensitiveReads), sensor.WatchRead},
+		{orDefault(fs.WatchWrites, file.DefaultWatchedWrites), sensor.WatchWrite},
+		{orDefault(fs.Ignore, file.DefaultIgnored), sensor.Ignore},
+	} {
+		m, err := f.Watch(l.paths, l.mark)
+		if err != nil {
+			return fmt.Errorf("file interest set: %w", err)
+		}
+		missing = append(missing, m...)
+	}
+	if len(missing) > 0 {
+		a.log.Debug("watched paths that do not exist (yet)", "paths", missing)
 	}
 	return nil
 }

@@ -58,6 +58,9 @@ func Preflight(btfPath string) error {
 			Err:  err,
 		}
 	}
+	if err := EnsureTracefs(); err != nil {
+		return err
+	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return &Problem{What: "cannot lift the locked-memory limit for BPF maps", Fix: "run as root or raise RLIMIT_MEMLOCK", Err: err}
 	}

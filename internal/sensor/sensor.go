@@ -64,6 +64,9 @@ func NewShared(ringBytes int) (*Shared, error) {
 	if ringBytes < 4096 || ringBytes&(ringBytes-1) != 0 {
 		return nil, fmt.Errorf("ring buffer size %d: must be a power of two of at least 4096 bytes", ringBytes)
 	}
+	if err := EnsureTracefs(); err != nil {
+		return nil, err
+	}
 	s := &Shared{}
 	for _, m := range []struct {
 		dst  **ebpf.Map
