@@ -83,6 +83,8 @@ struct interest_walk {
 
 static __always_inline __u8 key_marks(const struct inode_key *k)
 {
+	if (!inode_maybe_marked(k))
+		return 0;
 	__u8 *m = bpf_map_lookup_elem(&vigil_inodes, k);
 	return m ? *m : 0;
 }

@@ -42,6 +42,33 @@ struct {
 	__type(value, __u8); /* enum inode_mark bits */
 } vigil_inodes SEC(".maps");
 
+/*
+ * A Bloom-style summary of vigil_inodes: one bit per hash of (dev, ino), set
+ * by user space whenever it marks an inode, never cleared. A clear bit proves
+ * the inode has no marks, for the price of an array load the verifier
+ * inlines, where the hash lookup it saves costs several times more. This is
+ * what keeps the hottest path (read-opens of files nobody watches) near a
+ * bare tracepoint.
+ */
+#define INODE_BLOOM_WORDS 1024 /* 65536 bits */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, INODE_BLOOM_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} vigil_inode_bloom SEC(".maps");
+
+/* Must match sensor.inodeBloomBit in Go. */
+static __always_inline bool inode_maybe_marked(const struct inode_key *k)
+{
+	__u64 h = (k->ino ^ ((__u64)k->dev << 32)) * 0x9E3779B97F4A7C15ULL;
+	__u32 bit = h >> 48;
+	__u32 word = bit >> 6;
+	__u64 *w = bpf_map_lookup_elem(&vigil_inode_bloom, &word);
+	return w && (*w >> (bit & 63)) & 1;
+}
+
 static __always_inline void stats_filtered(__u32 type)
 {
 	struct kstats *s = bpf_map_lookup_elem(&vigil_stats, &type);
@@ -110,6 +137,8 @@ static __always_inline __u8 inode_marks(struct inode *inode)
 		.ino = BPF_CORE_READ(inode, i_ino),
 		.dev = BPF_CORE_READ(inode, i_sb, s_dev),
 	};
+	if (!inode_maybe_marked(&k))
+		return 0;
 	__u8 *m = bpf_map_lookup_elem(&vigil_inodes, &k);
 	return m ? *m : 0;
 }

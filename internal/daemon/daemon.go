@@ -264,7 +264,7 @@ func (a *Agent) logCounters(msg string) {
 	attrs := []any{"uptime", time.Duration(st.UptimeSeconds * float64(time.Second)).Round(time.Second)}
 	for _, k := range st.Events {
 		attrs = append(attrs, slog.Group(k.Kind, "kernel_sent", k.KernelSent, "kernel_lost", k.KernelLost,
-			"received", k.Received, "queue_dropped", k.QueueDropped))
+			"kernel_filtered", k.KernelFiltered, "received", k.Received, "queue_dropped", k.QueueDropped))
 	}
 	attrs = append(attrs, "decode_errors", st.DecodeErrors, "sink_errors", st.SinkErrors,
 		"processes", st.ProcessCache.Entries())

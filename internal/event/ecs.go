@@ -22,7 +22,26 @@ type Document struct {
 	Network     *ecsNetwork  `json:"network,omitempty"`
 	DNS         *ecsDNS      `json:"dns,omitempty"`
 	Error       *ecsError    `json:"error,omitempty"`
+	Rule        *ecsRule     `json:"rule,omitempty"`
+	Threat      *ecsThreat   `json:"threat,omitempty"`
+	Message     string       `json:"message,omitempty"`
+	Tags        []string     `json:"tags,omitempty"`
 	Vigil       vigilDetails `json:"vigil"`
+}
+
+type ecsRule struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+type ecsThreat struct {
+	Framework string         `json:"framework"`
+	Technique []ecsTechnique `json:"technique"`
+}
+
+type ecsTechnique struct {
+	ID string `json:"id"`
 }
 
 type ecsEvent struct {
@@ -33,6 +52,7 @@ type ecsEvent struct {
 	Type     []string `json:"type"`
 	Action   string   `json:"action"`
 	Outcome  string   `json:"outcome,omitempty"`
+	Severity int      `json:"severity,omitempty"`
 	Sequence uint64   `json:"sequence,omitempty"`
 }
 
@@ -131,6 +151,13 @@ type vigilDetails struct {
 	Cred    *vigilCred    `json:"cred,omitempty"`
 	Net     *vigilNet     `json:"net,omitempty"`
 	Kernel  *vigilKernel  `json:"kernel,omitempty"`
+	Alert   *vigilAlert   `json:"alert,omitempty"`
+}
+
+type vigilAlert struct {
+	Severity string    `json:"severity"`
+	Response string    `json:"response,omitempty"`
+	Trigger  *Document `json:"trigger,omitempty"`
 }
 
 type vigilExec struct {

@@ -8,6 +8,8 @@ import (
 // kindDoc adds the fields particular to file, cred, net and kernel events.
 func (e *Event) kindDoc(d *Document) {
 	switch {
+	case e.Alert != nil:
+		alertDoc(e.Alert, d)
 	case e.File != nil:
 		fileDoc(e.File, d)
 	case e.Cred != nil:
@@ -101,4 +103,28 @@ func netDoc(n *Net, d *Document) {
 		d.DNS = &ecsDNS{ID: strconv.Itoa(int(q.ID)), Type: "query", Question: ecsDNSQuestion{Name: q.Name, Type: q.Type}}
 	}
 	d.Vigil.Net = &vigilNet{Op: n.Op, Family: n.Family, Type: n.Type, FD: n.FD}
+}
+
+// alertDoc renders a detection: ECS rule.*, threat.*, message, and the
+// triggering event's own document under vigil.alert.trigger.
+func alertDoc(a *Alert, d *Document) {
+	d.Event.Kind, d.Event.Dataset, d.Event.Action = "alert", "vigil.alert", a.RuleID
+	d.Event.Category, d.Event.Type = []string{"intrusion_detection"}, []string{"info"}
+	d.Event.Severity = int(a.Severity)
+	d.Rule = &ecsRule{ID: a.RuleID, Name: a.RuleName, Description: a.Description}
+	d.Message = a.Message
+	d.Tags = a.Tags
+	if len(a.MITRE) > 0 {
+		d.Threat = &ecsThreat{Framework: "MITRE ATT&CK"}
+		for _, id := range a.MITRE {
+			d.Threat.Technique = append(d.Threat.Technique, ecsTechnique{ID: id})
+		}
+	}
+	d.Vigil.Alert = &vigilAlert{Severity: a.Severity.String(), Response: a.Response}
+	if a.Trigger != nil {
+		td := a.Trigger.Doc(nil, 0)
+		d.Vigil.Alert.Trigger = &td
+		// The alert is about the trigger's objects: surface them at the top.
+		d.File, d.Source, d.Destination, d.Network, d.DNS = td.File, td.Source, td.Destination, td.Network, td.DNS
+	}
 }

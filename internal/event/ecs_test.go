@@ -98,3 +98,22 @@ func TestDecodeWaitStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestAlertDoc(t *testing.T) {
+	trigger := &Event{Kind: KindExec, Process: Process{PID: 3, Executable: "/tmp/x"}}
+	a := NewAlert(Alert{RuleID: "exec-from-writable-dir", RuleName: "Exec from /tmp", Severity: SeverityWarning,
+		MITRE: []string{"T1059"}, Tags: []string{"execution"}, Message: "x ran\n", Response: "alert"}, trigger)
+	d := render(t, a)
+	want := map[string]any{
+		"event.kind": "alert", "event.severity": 3.0, "rule.id": "exec-from-writable-dir", "message": "x ran\n",
+		"threat.technique": []any{map[string]any{"id": "T1059"}}, "vigil.alert.severity": "warning",
+		"vigil.alert.trigger.process.executable": "/tmp/x", "process.executable": "/tmp/x", "tags": []any{"execution"},
+	}
+	got := map[string]any{}
+	for k := range want {
+		got[k] = get(d, k)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("alert document (-want +got):\n%s", diff)
+	}
+}

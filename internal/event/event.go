@@ -17,6 +17,8 @@ const (
 	KindCred
 	KindNet
 	KindKernel
+	// KindAlert is a detection: a rule matched another event.
+	KindAlert
 )
 
 var kindNames = [...]string{
@@ -28,6 +30,7 @@ var kindNames = [...]string{
 	KindCred:    "cred",
 	KindNet:     "net",
 	KindKernel:  "kernel",
+	KindAlert:   "alert",
 }
 
 func (k Kind) String() string {
@@ -64,6 +67,7 @@ type Event struct {
 	Cred   *Cred
 	Net    *Net
 	Kernel *Kernel
+	Alert  *Alert
 }
 
 // Exec holds what is particular to an exec beyond the new Process.

@@ -144,9 +144,29 @@ func InodeOf(path string) (InodeKey, error) {
 // MarkInode sets the marks of a file or directory; 0 removes them.
 func (s *Shared) MarkInode(k InodeKey, m InodeMark) error {
 	if m == 0 {
+		// The inode's Bloom bit stays set: a false positive costs one
+		// lookup, a missing bit would lose events.
 		return ignoreNotExist(s.Inodes.Delete(k))
 	}
+	// Bit first: the kernel must never see a mark whose bit is clear.
+	word, bit := inodeBloomBit(k)
+	var v uint64
+	if err := s.Bloom.Lookup(word, &v); err != nil {
+		return fmt.Errorf("mark inode: %w", err)
+	}
+	if err := s.Bloom.Put(word, v|1<<bit); err != nil {
+		return fmt.Errorf("mark inode: %w", err)
+	}
 	return s.Inodes.Put(k, uint8(m))
+}
+
+const bloomWords = 1024 // INODE_BLOOM_WORDS
+
+// inodeBloomBit is inode_maybe_marked's hash (bpf/lib/filter.h).
+func inodeBloomBit(k InodeKey) (word uint32, bit uint) {
+	h := (k.Ino ^ uint64(k.Dev)<<32) * 0x9E3779B97F4A7C15
+	b := uint32(h >> 48)
+	return b >> 6, uint(b & 63)
 }
 
 func ignoreNotExist(err error) error {

@@ -23,6 +23,7 @@ const (
 	MapPIDs    = "vigil_pids"
 	MapCgroups = "vigil_cgroups"
 	MapInodes  = "vigil_inodes"
+	MapBloom   = "vigil_inode_bloom"
 )
 
 // Record types, mirroring enum event_type in bpf/events.h.
@@ -56,6 +57,7 @@ type Shared struct {
 	PIDs    *ebpf.Map // tgid -> enum scope_mark
 	Cgroups *ebpf.Map // cgroup id -> enum scope_mark
 	Inodes  *ebpf.Map // struct inode_key -> enum inode_mark
+	Bloom   *ebpf.Map // summary of Inodes: a clear bit proves an inode unmarked
 }
 
 // NewShared creates the ring buffer, ringBytes long (a power of two, at least
@@ -78,6 +80,7 @@ func NewShared(ringBytes int) (*Shared, error) {
 		{&s.PIDs, ebpf.MapSpec{Name: MapPIDs, Type: ebpf.Hash, KeySize: 4, ValueSize: 1, MaxEntries: 4096}},
 		{&s.Cgroups, ebpf.MapSpec{Name: MapCgroups, Type: ebpf.Hash, KeySize: 8, ValueSize: 1, MaxEntries: 4096}},
 		{&s.Inodes, ebpf.MapSpec{Name: MapInodes, Type: ebpf.Hash, KeySize: 16, ValueSize: 1, MaxEntries: 16384}},
+		{&s.Bloom, ebpf.MapSpec{Name: MapBloom, Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: bloomWords}},
 	} {
 		var err error
 		if *m.dst, err = ebpf.NewMap(&m.spec); err != nil {
@@ -91,7 +94,7 @@ func NewShared(ringBytes int) (*Shared, error) {
 func (s *Shared) maps() map[string]**ebpf.Map {
 	return map[string]**ebpf.Map{
 		MapEvents: &s.Events, MapStats: &s.Stats, MapKinds: &s.Kinds,
-		MapPIDs: &s.PIDs, MapCgroups: &s.Cgroups, MapInodes: &s.Inodes,
+		MapPIDs: &s.PIDs, MapCgroups: &s.Cgroups, MapInodes: &s.Inodes, MapBloom: &s.Bloom,
 	}
 }
 

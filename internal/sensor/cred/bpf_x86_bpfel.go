@@ -124,6 +124,7 @@ const (
 	bpfMapVigilCgroups    = "vigil_cgroups"
 	bpfMapVigilCredPend   = "vigil_cred_pend"
 	bpfMapVigilEvents     = "vigil_events"
+	bpfMapVigilInodeBloom = "vigil_inode_bloom"
 	bpfMapVigilInodes     = "vigil_inodes"
 	bpfMapVigilKinds      = "vigil_kinds"
 	bpfMapVigilPids       = "vigil_pids"
@@ -223,14 +224,15 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
-	VigilCgroups  *ebpf.MapSpec `ebpf:"vigil_cgroups"`
-	VigilCredPend *ebpf.MapSpec `ebpf:"vigil_cred_pend"`
-	VigilEvents   *ebpf.MapSpec `ebpf:"vigil_events"`
-	VigilInodes   *ebpf.MapSpec `ebpf:"vigil_inodes"`
-	VigilKinds    *ebpf.MapSpec `ebpf:"vigil_kinds"`
-	VigilPids     *ebpf.MapSpec `ebpf:"vigil_pids"`
-	VigilScratch  *ebpf.MapSpec `ebpf:"vigil_scratch"`
-	VigilStats    *ebpf.MapSpec `ebpf:"vigil_stats"`
+	VigilCgroups    *ebpf.MapSpec `ebpf:"vigil_cgroups"`
+	VigilCredPend   *ebpf.MapSpec `ebpf:"vigil_cred_pend"`
+	VigilEvents     *ebpf.MapSpec `ebpf:"vigil_events"`
+	VigilInodeBloom *ebpf.MapSpec `ebpf:"vigil_inode_bloom"`
+	VigilInodes     *ebpf.MapSpec `ebpf:"vigil_inodes"`
+	VigilKinds      *ebpf.MapSpec `ebpf:"vigil_kinds"`
+	VigilPids       *ebpf.MapSpec `ebpf:"vigil_pids"`
+	VigilScratch    *ebpf.MapSpec `ebpf:"vigil_scratch"`
+	VigilStats      *ebpf.MapSpec `ebpf:"vigil_stats"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -263,14 +265,15 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
-	VigilCgroups  *ebpf.Map `ebpf:"vigil_cgroups"`
-	VigilCredPend *ebpf.Map `ebpf:"vigil_cred_pend"`
-	VigilEvents   *ebpf.Map `ebpf:"vigil_events"`
-	VigilInodes   *ebpf.Map `ebpf:"vigil_inodes"`
-	VigilKinds    *ebpf.Map `ebpf:"vigil_kinds"`
-	VigilPids     *ebpf.Map `ebpf:"vigil_pids"`
-	VigilScratch  *ebpf.Map `ebpf:"vigil_scratch"`
-	VigilStats    *ebpf.Map `ebpf:"vigil_stats"`
+	VigilCgroups    *ebpf.Map `ebpf:"vigil_cgroups"`
+	VigilCredPend   *ebpf.Map `ebpf:"vigil_cred_pend"`
+	VigilEvents     *ebpf.Map `ebpf:"vigil_events"`
+	VigilInodeBloom *ebpf.Map `ebpf:"vigil_inode_bloom"`
+	VigilInodes     *ebpf.Map `ebpf:"vigil_inodes"`
+	VigilKinds      *ebpf.Map `ebpf:"vigil_kinds"`
+	VigilPids       *ebpf.Map `ebpf:"vigil_pids"`
+	VigilScratch    *ebpf.Map `ebpf:"vigil_scratch"`
+	VigilStats      *ebpf.Map `ebpf:"vigil_stats"`
 }
 
 func (m *bpfMaps) Close() error {
@@ -278,6 +281,7 @@ func (m *bpfMaps) Close() error {
 		m.VigilCgroups,
 		m.VigilCredPend,
 		m.VigilEvents,
+		m.VigilInodeBloom,
 		m.VigilInodes,
 		m.VigilKinds,
 		m.VigilPids,

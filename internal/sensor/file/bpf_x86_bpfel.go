@@ -135,6 +135,7 @@ const (
 	bpfMapVigilEvents     = "vigil_events"
 	bpfMapVigilFileLex    = "vigil_file_lex"
 	bpfMapVigilFileTail   = "vigil_file_tail"
+	bpfMapVigilInodeBloom = "vigil_inode_bloom"
 	bpfMapVigilInodes     = "vigil_inodes"
 	bpfMapVigilKinds      = "vigil_kinds"
 	bpfMapVigilPids       = "vigil_pids"
@@ -253,15 +254,16 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
-	VigilCgroups  *ebpf.MapSpec `ebpf:"vigil_cgroups"`
-	VigilEvents   *ebpf.MapSpec `ebpf:"vigil_events"`
-	VigilFileLex  *ebpf.MapSpec `ebpf:"vigil_file_lex"`
-	VigilFileTail *ebpf.MapSpec `ebpf:"vigil_file_tail"`
-	VigilInodes   *ebpf.MapSpec `ebpf:"vigil_inodes"`
-	VigilKinds    *ebpf.MapSpec `ebpf:"vigil_kinds"`
-	VigilPids     *ebpf.MapSpec `ebpf:"vigil_pids"`
-	VigilScratch  *ebpf.MapSpec `ebpf:"vigil_scratch"`
-	VigilStats    *ebpf.MapSpec `ebpf:"vigil_stats"`
+	VigilCgroups    *ebpf.MapSpec `ebpf:"vigil_cgroups"`
+	VigilEvents     *ebpf.MapSpec `ebpf:"vigil_events"`
+	VigilFileLex    *ebpf.MapSpec `ebpf:"vigil_file_lex"`
+	VigilFileTail   *ebpf.MapSpec `ebpf:"vigil_file_tail"`
+	VigilInodeBloom *ebpf.MapSpec `ebpf:"vigil_inode_bloom"`
+	VigilInodes     *ebpf.MapSpec `ebpf:"vigil_inodes"`
+	VigilKinds      *ebpf.MapSpec `ebpf:"vigil_kinds"`
+	VigilPids       *ebpf.MapSpec `ebpf:"vigil_pids"`
+	VigilScratch    *ebpf.MapSpec `ebpf:"vigil_scratch"`
+	VigilStats      *ebpf.MapSpec `ebpf:"vigil_stats"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -299,15 +301,16 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
-	VigilCgroups  *ebpf.Map `ebpf:"vigil_cgroups"`
-	VigilEvents   *ebpf.Map `ebpf:"vigil_events"`
-	VigilFileLex  *ebpf.Map `ebpf:"vigil_file_lex"`
-	VigilFileTail *ebpf.Map `ebpf:"vigil_file_tail"`
-	VigilInodes   *ebpf.Map `ebpf:"vigil_inodes"`
-	VigilKinds    *ebpf.Map `ebpf:"vigil_kinds"`
-	VigilPids     *ebpf.Map `ebpf:"vigil_pids"`
-	VigilScratch  *ebpf.Map `ebpf:"vigil_scratch"`
-	VigilStats    *ebpf.Map `ebpf:"vigil_stats"`
+	VigilCgroups    *ebpf.Map `ebpf:"vigil_cgroups"`
+	VigilEvents     *ebpf.Map `ebpf:"vigil_events"`
+	VigilFileLex    *ebpf.Map `ebpf:"vigil_file_lex"`
+	VigilFileTail   *ebpf.Map `ebpf:"vigil_file_tail"`
+	VigilInodeBloom *ebpf.Map `ebpf:"vigil_inode_bloom"`
+	VigilInodes     *ebpf.Map `ebpf:"vigil_inodes"`
+	VigilKinds      *ebpf.Map `ebpf:"vigil_kinds"`
+	VigilPids       *ebpf.Map `ebpf:"vigil_pids"`
+	VigilScratch    *ebpf.Map `ebpf:"vigil_scratch"`
+	VigilStats      *ebpf.Map `ebpf:"vigil_stats"`
 }
 
 func (m *bpfMaps) Close() error {
@@ -316,6 +319,7 @@ func (m *bpfMaps) Close() error {
 		m.VigilEvents,
 		m.VigilFileLex,
 		m.VigilFileTail,
+		m.VigilInodeBloom,
 		m.VigilInodes,
 		m.VigilKinds,
 		m.VigilPids,

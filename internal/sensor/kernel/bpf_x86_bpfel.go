@@ -107,6 +107,7 @@ type bpfTaskInfo struct {
 const (
 	bpfMapVigilCgroups      = "vigil_cgroups"
 	bpfMapVigilEvents       = "vigil_events"
+	bpfMapVigilInodeBloom   = "vigil_inode_bloom"
 	bpfMapVigilInodes       = "vigil_inodes"
 	bpfMapVigilKinds        = "vigil_kinds"
 	bpfMapVigilPids         = "vigil_pids"
@@ -206,13 +207,14 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
-	VigilCgroups *ebpf.MapSpec `ebpf:"vigil_cgroups"`
-	VigilEvents  *ebpf.MapSpec `ebpf:"vigil_events"`
-	VigilInodes  *ebpf.MapSpec `ebpf:"vigil_inodes"`
-	VigilKinds   *ebpf.MapSpec `ebpf:"vigil_kinds"`
-	VigilPids    *ebpf.MapSpec `ebpf:"vigil_pids"`
-	VigilScratch *ebpf.MapSpec `ebpf:"vigil_scratch"`
-	VigilStats   *ebpf.MapSpec `ebpf:"vigil_stats"`
+	VigilCgroups    *ebpf.MapSpec `ebpf:"vigil_cgroups"`
+	VigilEvents     *ebpf.MapSpec `ebpf:"vigil_events"`
+	VigilInodeBloom *ebpf.MapSpec `ebpf:"vigil_inode_bloom"`
+	VigilInodes     *ebpf.MapSpec `ebpf:"vigil_inodes"`
+	VigilKinds      *ebpf.MapSpec `ebpf:"vigil_kinds"`
+	VigilPids       *ebpf.MapSpec `ebpf:"vigil_pids"`
+	VigilScratch    *ebpf.MapSpec `ebpf:"vigil_scratch"`
+	VigilStats      *ebpf.MapSpec `ebpf:"vigil_stats"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -247,19 +249,21 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
-	VigilCgroups *ebpf.Map `ebpf:"vigil_cgroups"`
-	VigilEvents  *ebpf.Map `ebpf:"vigil_events"`
-	VigilInodes  *ebpf.Map `ebpf:"vigil_inodes"`
-	VigilKinds   *ebpf.Map `ebpf:"vigil_kinds"`
-	VigilPids    *ebpf.Map `ebpf:"vigil_pids"`
-	VigilScratch *ebpf.Map `ebpf:"vigil_scratch"`
-	VigilStats   *ebpf.Map `ebpf:"vigil_stats"`
+	VigilCgroups    *ebpf.Map `ebpf:"vigil_cgroups"`
+	VigilEvents     *ebpf.Map `ebpf:"vigil_events"`
+	VigilInodeBloom *ebpf.Map `ebpf:"vigil_inode_bloom"`
+	VigilInodes     *ebpf.Map `ebpf:"vigil_inodes"`
+	VigilKinds      *ebpf.Map `ebpf:"vigil_kinds"`
+	VigilPids       *ebpf.Map `ebpf:"vigil_pids"`
+	VigilScratch    *ebpf.Map `ebpf:"vigil_scratch"`
+	VigilStats      *ebpf.Map `ebpf:"vigil_stats"`
 }
 
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.VigilCgroups,
 		m.VigilEvents,
+		m.VigilInodeBloom,
 		m.VigilInodes,
 		m.VigilKinds,
 		m.VigilPids,

@@ -108,29 +108,30 @@ type bpfTaskInfo struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	bpfMapVigilCgroups   = "vigil_cgroups"
-	bpfMapVigilEvents    = "vigil_events"
-	bpfMapVigilInodes    = "vigil_inodes"
-	bpfMapVigilKinds     = "vigil_kinds"
-	bpfMapVigilNetArgs   = "vigil_net_args"
-	bpfMapVigilPids      = "vigil_pids"
-	bpfMapVigilScratch   = "vigil_scratch"
-	bpfMapVigilStats     = "vigil_stats"
-	bpfProgVigilAccept   = "vigil_accept"
-	bpfProgVigilAccept4  = "vigil_accept4"
-	bpfProgVigilBind     = "vigil_bind"
-	bpfProgVigilBindE    = "vigil_bind_e"
-	bpfProgVigilConnect  = "vigil_connect"
-	bpfProgVigilConnectE = "vigil_connect_e"
-	bpfProgVigilListen   = "vigil_listen"
-	bpfProgVigilSendmmsg = "vigil_sendmmsg"
-	bpfProgVigilSendmsg  = "vigil_sendmsg"
-	bpfProgVigilSendto   = "vigil_sendto"
-	bpfVarFdWalkDirect   = "fd_walk_direct"
-	bpfVarUnusedNetEvent = "unused_net_event"
-	bpfVarUnusedNetOp    = "unused_net_op"
-	bpfVarVigilTgid      = "vigil_tgid"
-	bpfVarWakeupBytes    = "wakeup_bytes"
+	bpfMapVigilCgroups    = "vigil_cgroups"
+	bpfMapVigilEvents     = "vigil_events"
+	bpfMapVigilInodeBloom = "vigil_inode_bloom"
+	bpfMapVigilInodes     = "vigil_inodes"
+	bpfMapVigilKinds      = "vigil_kinds"
+	bpfMapVigilNetArgs    = "vigil_net_args"
+	bpfMapVigilPids       = "vigil_pids"
+	bpfMapVigilScratch    = "vigil_scratch"
+	bpfMapVigilStats      = "vigil_stats"
+	bpfProgVigilAccept    = "vigil_accept"
+	bpfProgVigilAccept4   = "vigil_accept4"
+	bpfProgVigilBind      = "vigil_bind"
+	bpfProgVigilBindE     = "vigil_bind_e"
+	bpfProgVigilConnect   = "vigil_connect"
+	bpfProgVigilConnectE  = "vigil_connect_e"
+	bpfProgVigilListen    = "vigil_listen"
+	bpfProgVigilSendmmsg  = "vigil_sendmmsg"
+	bpfProgVigilSendmsg   = "vigil_sendmsg"
+	bpfProgVigilSendto    = "vigil_sendto"
+	bpfVarFdWalkDirect    = "fd_walk_direct"
+	bpfVarUnusedNetEvent  = "unused_net_event"
+	bpfVarUnusedNetOp     = "unused_net_op"
+	bpfVarVigilTgid       = "vigil_tgid"
+	bpfVarWakeupBytes     = "wakeup_bytes"
 )
 
 // loadBpf returns the embedded CollectionSpec for bpf.
@@ -191,14 +192,15 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
-	VigilCgroups *ebpf.MapSpec `ebpf:"vigil_cgroups"`
-	VigilEvents  *ebpf.MapSpec `ebpf:"vigil_events"`
-	VigilInodes  *ebpf.MapSpec `ebpf:"vigil_inodes"`
-	VigilKinds   *ebpf.MapSpec `ebpf:"vigil_kinds"`
-	VigilNetArgs *ebpf.MapSpec `ebpf:"vigil_net_args"`
-	VigilPids    *ebpf.MapSpec `ebpf:"vigil_pids"`
-	VigilScratch *ebpf.MapSpec `ebpf:"vigil_scratch"`
-	VigilStats   *ebpf.MapSpec `ebpf:"vigil_stats"`
+	VigilCgroups    *ebpf.MapSpec `ebpf:"vigil_cgroups"`
+	VigilEvents     *ebpf.MapSpec `ebpf:"vigil_events"`
+	VigilInodeBloom *ebpf.MapSpec `ebpf:"vigil_inode_bloom"`
+	VigilInodes     *ebpf.MapSpec `ebpf:"vigil_inodes"`
+	VigilKinds      *ebpf.MapSpec `ebpf:"vigil_kinds"`
+	VigilNetArgs    *ebpf.MapSpec `ebpf:"vigil_net_args"`
+	VigilPids       *ebpf.MapSpec `ebpf:"vigil_pids"`
+	VigilScratch    *ebpf.MapSpec `ebpf:"vigil_scratch"`
+	VigilStats      *ebpf.MapSpec `ebpf:"vigil_stats"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -232,20 +234,22 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
-	VigilCgroups *ebpf.Map `ebpf:"vigil_cgroups"`
-	VigilEvents  *ebpf.Map `ebpf:"vigil_events"`
-	VigilInodes  *ebpf.Map `ebpf:"vigil_inodes"`
-	VigilKinds   *ebpf.Map `ebpf:"vigil_kinds"`
-	VigilNetArgs *ebpf.Map `ebpf:"vigil_net_args"`
-	VigilPids    *ebpf.Map `ebpf:"vigil_pids"`
-	VigilScratch *ebpf.Map `ebpf:"vigil_scratch"`
-	VigilStats   *ebpf.Map `ebpf:"vigil_stats"`
+	VigilCgroups    *ebpf.Map `ebpf:"vigil_cgroups"`
+	VigilEvents     *ebpf.Map `ebpf:"vigil_events"`
+	VigilInodeBloom *ebpf.Map `ebpf:"vigil_inode_bloom"`
+	VigilInodes     *ebpf.Map `ebpf:"vigil_inodes"`
+	VigilKinds      *ebpf.Map `ebpf:"vigil_kinds"`
+	VigilNetArgs    *ebpf.Map `ebpf:"vigil_net_args"`
+	VigilPids       *ebpf.Map `ebpf:"vigil_pids"`
+	VigilScratch    *ebpf.Map `ebpf:"vigil_scratch"`
+	VigilStats      *ebpf.Map `ebpf:"vigil_stats"`
 }
 
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.VigilCgroups,
 		m.VigilEvents,
+		m.VigilInodeBloom,
 		m.VigilInodes,
 		m.VigilKinds,
 		m.VigilNetArgs,
