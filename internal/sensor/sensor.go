@@ -99,12 +99,19 @@ func (s *Shared) maps() map[string]**ebpf.Map {
 }
 
 // Prepare readies a sensor's collection spec to load against the shared maps:
-// it sizes the spec's ring buffer to match, tells the programs which process
-// is the agent (so they never report it), and returns the MapReplacements to
-// load with.
+// it sizes the spec's ring buffer to match, sets the wakeup threshold, tells
+// the programs which process is the agent (so they never report it), and
+// returns the MapReplacements to load with.
 func (s *Shared) Prepare(spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, error) {
 	if m, ok := spec.Maps[MapEvents]; ok {
 		m.MaxEntries = s.Events.MaxEntries()
+	}
+	// Past an eighth of the ring, the next record wakes the reader instead
+	// of waiting for its next poll (bpf/lib/output.h).
+	if v, ok := spec.Variables["wakeup_bytes"]; ok {
+		if err := v.Set(uint64(s.Events.MaxEntries()) / 8); err != nil {
+			return nil, fmt.Errorf("set wakeup_bytes: %w", err)
+		}
 	}
 	if v, ok := spec.Variables["vigil_tgid"]; ok {
 		if err := v.Set(uint32(os.Getpid())); err != nil {

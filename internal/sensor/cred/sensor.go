@@ -16,9 +16,6 @@ import (
 
 // Config tunes the sensor before it is loaded.
 type Config struct {
-	// WakeupBytes: once this many bytes wait in the ring buffer, the next
-	// record wakes the reader instead of waiting for its next poll.
-	WakeupBytes uint64
 }
 
 // Sensor is the loaded and attached credential sensor.
@@ -49,12 +46,6 @@ func New(cfg Config, shared *sensor.Shared) (*Sensor, error) {
 	spec, err := loadBpf()
 	if err != nil {
 		return nil, fmt.Errorf("cred sensor: %w", err)
-	}
-	if cfg.WakeupBytes == 0 {
-		cfg.WakeupBytes = uint64(shared.Events.MaxEntries()) / 8
-	}
-	if err := spec.Variables["wakeup_bytes"].Set(cfg.WakeupBytes); err != nil {
-		return nil, fmt.Errorf("cred sensor: set wakeup_bytes: %w", err)
 	}
 	repl, err := shared.Prepare(spec)
 	if err != nil {

@@ -32,10 +32,6 @@ import (
 
 // Config tunes the sensor before it is loaded.
 type Config struct {
-	// WakeupBytes: once this many bytes wait in the ring buffer, the next
-	// record wakes the reader instead of waiting for its next poll.
-	// 0 means an eighth of the ring.
-	WakeupBytes uint64
 	// FModeCreated is the kernel's FMODE_CREATED, the file->f_mode bit of a
 	// file an open created. It is a #define, not in BTF; 0 means 0x100000,
 	// its value from Linux 4.19 through at least 6.18.
@@ -108,9 +104,6 @@ func New(cfg Config, shared *sensor.Shared) (*Sensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("file sensor: %w", err)
 	}
-	if cfg.WakeupBytes == 0 {
-		cfg.WakeupBytes = uint64(shared.Events.MaxEntries()) / 8
-	}
 	if cfg.FModeCreated == 0 {
 		cfg.FModeCreated = 0x100000
 	}
@@ -118,7 +111,6 @@ func New(cfg Config, shared *sensor.Shared) (*Sensor, error) {
 		cfg.ProbeReads = true
 	}
 	for name, v := range map[string]any{
-		"wakeup_bytes":  cfg.WakeupBytes,
 		"fmode_created": cfg.FModeCreated,
 		"direct_loads":  !cfg.ProbeReads,
 	} {

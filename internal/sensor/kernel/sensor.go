@@ -19,9 +19,6 @@ import (
 
 // Config tunes the sensor before it is loaded.
 type Config struct {
-	// WakeupBytes: once this many bytes wait in the ring buffer, the next
-	// record wakes the reader instead of waiting for its next poll.
-	WakeupBytes uint64
 	// PtraceAll reports every ptrace request. By default only those that
 	// take control of a process or write to it are reported (TRACEME,
 	// ATTACH, SEIZE, POKE*, SET*REGS*, SETSIGINFO, SETSIGMASK,
@@ -76,13 +73,9 @@ func New(cfg Config, shared *sensor.Shared) (*Sensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel sensor: %w", err)
 	}
-	if cfg.WakeupBytes == 0 {
-		cfg.WakeupBytes = uint64(shared.Events.MaxEntries()) / 8
-	}
 	set := map[string]any{
-		"wakeup_bytes": cfg.WakeupBytes,
-		"ptrace_all":   cfg.PtraceAll,
-		"agent_pidns":  ownPIDNamespace(),
+		"ptrace_all":  cfg.PtraceAll,
+		"agent_pidns": ownPIDNamespace(),
 	}
 	for name, v := range set {
 		if err := spec.Variables[name].Set(v); err != nil {

@@ -16,9 +16,6 @@ import (
 
 // Config tunes the sensor before it is loaded.
 type Config struct {
-	// WakeupBytes: once this many bytes wait in the ring buffer, the next
-	// record wakes the reader instead of waiting for its next poll.
-	WakeupBytes uint64
 	// PortableFDWalk makes the programs find a send's socket with a probe
 	// read per field, as they must on kernels without bpf_rdonly_cast
 	// (before 6.2), even where the faster walk is available. For tests.
@@ -69,12 +66,6 @@ func New(cfg Config, shared *sensor.Shared) (*Sensor, error) {
 	spec, err := loadBpf()
 	if err != nil {
 		return nil, fmt.Errorf("net sensor: %w", err)
-	}
-	if cfg.WakeupBytes == 0 {
-		cfg.WakeupBytes = uint64(shared.Events.MaxEntries()) / 8
-	}
-	if err := spec.Variables["wakeup_bytes"].Set(cfg.WakeupBytes); err != nil {
-		return nil, fmt.Errorf("net sensor: set wakeup_bytes: %w", err)
 	}
 	direct := !cfg.PortableFDWalk && kernelHasFunc("bpf_rdonly_cast")
 	if err := spec.Variables["fd_walk_direct"].Set(direct); err != nil {
