@@ -224,6 +224,7 @@ enum kernel_op {
 	KERNEL_EXECVEAT = 10,	/* execveat of an fd: arg fd, flags; str1: the fd's path */
 	KERNEL_BPF = 11,	/* arg: bpf command */
 	KERNEL_SIGNAL_AGENT = 12, /* kill/tgkill/tkill/pidfd_send_signal aimed at Vigil: arg signal */
+	KERNEL_SIGNAL = 13,	  /* the same aimed at anyone else, when the sensor reports all signals */
 };
 
 struct kernel_event {
@@ -251,8 +252,9 @@ enum outcome {
 	OUTCOME_FAILURE = 2,
 };
 
-/* How a kind is scoped to processes (vigil_pids) or cgroups (vigil_cgroups).
- * SCOPE_ALL costs nothing; the others cost one hash lookup per event. */
+/* How a kind is scoped to processes (vigil_pids), cgroups (vigil_cgroups) or
+ * task names (vigil_comms). SCOPE_ALL costs nothing; the others cost one hash
+ * lookup per event. */
 enum scope_mode {
 	SCOPE_ALL = 0,	    /* every process */
 	SCOPE_INCLUDED = 1, /* only those marked SCOPE_INCLUDE */
@@ -272,7 +274,8 @@ struct kind_filter {
 	__u8 cgroup_scope; /* enum scope_mode, over vigil_cgroups */
 	__u8 file_writes; /* EVENT_FILE: enum file_interest for write-class operations */
 	__u8 file_reads;  /* EVENT_FILE: enum file_interest for read-opens */
-	__u8 _pad[2];
+	__u8 comm_scope;  /* enum scope_mode, over vigil_comms */
+	__u8 _pad[1];
 };
 
 enum file_interest {

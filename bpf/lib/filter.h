@@ -4,7 +4,7 @@
  * need; a record no rule needs is counted as filtered and never built.
  *
  * Order of checks on a hot path: cheapest first. vigil_kinds is an array
- * lookup; pid and cgroup scopes cost a hash lookup only when enabled.
+ * lookup; pid, cgroup and comm scopes cost a hash lookup only when enabled.
  */
 #pragma once
 
@@ -34,6 +34,15 @@ struct {
 	__type(key, __u64); /* cgroup id */
 	__type(value, __u8); /* enum scope_mark */
 } vigil_cgroups SEC(".maps");
+
+/* Task names as bpf_get_current_comm gives them: at most 15 bytes, NUL-padded
+ * to VIGIL_COMM_LEN. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, char[VIGIL_COMM_LEN]);
+	__type(value, __u8); /* enum scope_mark */
+} vigil_comms SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -122,6 +131,12 @@ static __always_inline bool filter_pass(const struct kind_filter *f, __u32 type,
 	if (f->cgroup_scope != SCOPE_ALL) {
 		__u64 cgid = bpf_get_current_cgroup_id();
 		if (!scope_pass(f->cgroup_scope, &vigil_cgroups, &cgid))
+			goto drop;
+	}
+	if (f->comm_scope != SCOPE_ALL) {
+		char comm[VIGIL_COMM_LEN] = {};
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!scope_pass(f->comm_scope, &vigil_comms, comm))
 			goto drop;
 	}
 	return true;

@@ -82,3 +82,34 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("version: %q, %v", out, err)
 	}
 }
+
+func TestRulesValidateAndTest(t *testing.T) {
+	bin := vigil(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "rules.yaml"), []byte(`rules:
+  - id: typo
+    name: a typo
+    severity: warning
+    on: [exec]
+    condition: procss.name == "a"
+    output: "{process.name}"
+`), 0o644)
+	var stderr strings.Builder
+	cmd := exec.Command(bin, "rules", "validate", dir)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err == nil {
+		t.Fatal("validate accepted a bad rule")
+	}
+	if want := "rules.yaml:6:16: unknown field \"procss.name\""; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q does not contain %q", stderr.String(), want)
+	}
+
+	out, err := exec.Command(bin, "rules", "test").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), " 0 failed") {
+		t.Errorf("rules test on the built-in rules: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "rules", "list").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "exec-from-writable-dir") {
+		t.Errorf("rules list: %v\n%s", err, out)
+	}
+}

@@ -14,13 +14,14 @@ import (
 )
 
 func runCmd() *cobra.Command {
-	var cfgPath, output, logLevel string
+	var cfgPath, output, logLevel, record string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the agent in the foreground, writing events as JSON lines",
 		Long: `Run the agent in the foreground. Events go to stdout as JSON lines with
 Elastic Common Schema names (docs/events.md), or to the file given by --output.
-Logs go to stderr. SIGINT or SIGTERM detaches everything and exits.`,
+Logs go to stderr. SIGHUP reloads the rules (so does a change in a rule
+directory); SIGINT or SIGTERM detaches everything and exits.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(cfgPath)
@@ -32,6 +33,9 @@ Logs go to stderr. SIGINT or SIGTERM detaches everything and exits.`,
 			}
 			if cmd.Flags().Changed("log-level") {
 				cfg.LogLevel = logLevel
+			}
+			if cmd.Flags().Changed("record") {
+				cfg.Record = record
 			}
 			if err := cfg.Validate(); err != nil {
 				return err
@@ -45,12 +49,22 @@ Logs go to stderr. SIGINT or SIGTERM detaches everything and exits.`,
 			if err != nil {
 				return err
 			}
+			// SIGHUP reloads the rules; a bad rule set leaves the old one running.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					a.Reload()
+				}
+			}()
 			return a.Run(ctx)
 		},
 	}
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "YAML configuration file (defaults are built in)")
 	cmd.Flags().StringVarP(&output, "output", "o", "-", `where events go: "-" for stdout, or a file path`)
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().StringVar(&record, "record", "", "also append every event to this file, for vigil replay and vigil rules test --events")
 	return cmd
 }
 

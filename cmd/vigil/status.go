@@ -71,8 +71,11 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", k.Kind, k.KernelSent, k.KernelLost, k.KernelFiltered, k.Received, k.QueueDropped)
 	}
 	tw.Flush()
+	r := st.Rules
+	fmt.Fprintf(w, "\nrules: %d loaded, %d enabled; alerts raised %d, dropped %d; reloads %d, failed %d\n",
+		r.Loaded, r.Enabled, r.AlertsRaised, r.AlertsDropped, r.Reloads, r.ReloadFailures)
 	pc := st.ProcessCache
-	fmt.Fprintf(w, "\nprocess cache: %d entries, decode errors %d, duplicate exits %d, sink errors %d\n",
+	fmt.Fprintf(w, "process cache: %d entries, decode errors %d, duplicate exits %d, sink errors %d\n",
 		pc.Entries(), st.DecodeErrors, st.DuplicateExits, st.SinkErrors)
 	if st.KernelError != "" {
 		fmt.Fprintf(w, "kernel counters unavailable: %s\n", st.KernelError)

@@ -29,7 +29,22 @@ type Config struct {
 	Queue   Queue   `yaml:"queue"`
 	Process Process `yaml:"process"`
 	Sensors Sensors `yaml:"sensors"`
+	Rules   Rules   `yaml:"rules"`
 	Paths   Paths   `yaml:"paths"`
+	// Record, when set, is a file every event is appended to in the
+	// recording format that `vigil replay` and `vigil rules test` read.
+	Record string `yaml:"record"`
+}
+
+// Rules says where detection rules come from.
+type Rules struct {
+	// Builtin loads the rules embedded in the binary first.
+	Builtin bool `yaml:"builtin"`
+	// Dirs are read after the built-in rules, in order: their rules replace
+	// built-in ones with the same id, and their overrides change them.
+	Dirs []string `yaml:"dirs"`
+	// Watch reloads the rules when a file in Dirs changes (SIGHUP always does).
+	Watch bool `yaml:"watch"`
 }
 
 // Sensors says what each kernel sensor reports. Process lifecycle (exec,
@@ -109,6 +124,7 @@ func Default() Config {
 			Net:    Sensor{Enabled: true, Outcome: "any"},
 			Kernel: Sensor{Enabled: true, Outcome: "any"},
 		},
+		Rules: Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
 		Paths: Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
 	}
 }

@@ -20,7 +20,9 @@ import (
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/proc"
+	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
+	"github.com/vigilsec/vigil/internal/sensor/file"
 	"github.com/vigilsec/vigil/internal/sink"
 	"github.com/vigilsec/vigil/internal/sink/jsonl"
 )
@@ -43,9 +45,13 @@ type Agent struct {
 	decoders     [numTypes]decoder
 	reader       *sensor.Reader
 
-	queue   chan *event.Event
-	started time.Time
-	ready   chan struct{} // closed once Run reads the ring
+	queue  chan *event.Event
+	alerts chan *event.Event // written before queued events
+	rules  atomic.Pointer[rules.Set]
+	// fileSensor is kept to add the rules' watches to its interest set.
+	fileSensor *file.Sensor
+	started    time.Time
+	ready      chan struct{} // closed once Run reads the ring
 
 	received     [numTypes]atomic.Uint64 // decoded and handled
 	dropped      [numTypes]atomic.Uint64 // queue full
@@ -53,6 +59,11 @@ type Agent struct {
 	duplicates   atomic.Uint64 // second exit report of one process
 	sinkErrors   atomic.Uint64
 	written      atomic.Uint64
+
+	alertsRaised   atomic.Uint64
+	alertsDropped  atomic.Uint64 // alert queue full
+	reloads        atomic.Uint64
+	reloadFailures atomic.Uint64
 
 	rate      atomic.Uint64 // events/s over the last sample, as float64 bits
 	closeOnce sync.Once
@@ -66,19 +77,35 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		return nil, err
 	}
 	a := &Agent{
-		cfg:   cfg,
-		log:   log,
-		host:  hostInfo(cfg.Paths.Procfs),
-		clock: sensor.NewClock(),
-		sinks: sinks,
-		queue: make(chan *event.Event, cfg.Queue.Size),
-		ready: make(chan struct{}),
+		cfg:    cfg,
+		log:    log,
+		host:   hostInfo(cfg.Paths.Procfs),
+		clock:  sensor.NewClock(),
+		sinks:  sinks,
+		queue:  make(chan *event.Event, cfg.Queue.Size),
+		alerts: make(chan *event.Event, 4096),
+		ready:  make(chan struct{}),
 	}
+	// Rules first: a rule set with errors stops the agent before anything
+	// is attached, with the file, line and column of each problem.
+	set, err := a.loadRules()
+	if err != nil {
+		return nil, err
+	}
+	a.rules.Store(set)
 	out, err := jsonl.Open(cfg.Output, &a.host)
 	if err != nil {
 		return nil, err
 	}
 	a.sinks = append([]sink.Sink{out}, sinks...)
+	if cfg.Record != "" {
+		rec, err := openRecording(cfg.Record)
+		if err != nil {
+			out.Close()
+			return nil, err
+		}
+		a.sinks = append(a.sinks, rec)
+	}
 	a.cache = proc.New(proc.Config{
 		BootID:     a.host.BootID,
 		BootTime:   a.clock.Boot(),
@@ -125,6 +152,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); a.writeLoop() }()
 	go func() { defer wg.Done(); a.housekeeping(ctx) }()
+	if a.cfg.Rules.Watch {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.watchRuleDirs(ctx) }()
+	}
 
 	var statusErr error
 	if a.cfg.StatusSocket != "" {
@@ -140,7 +171,8 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
-	close(a.queue) // the reader is the only sender
+	close(a.queue) // the reader is the only sender to both
+	close(a.alerts)
 	wg.Wait()
 	a.logCounters("final counters")
 	if err == nil && statusErr != nil && ctx.Err() == nil {
@@ -182,6 +214,7 @@ func (a *Agent) handle(rec []byte) {
 	}
 	a.received[h.Type].Add(1)
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
+	a.evalRules(e)
 	select {
 	case a.queue <- e:
 	default:
@@ -189,11 +222,35 @@ func (a *Agent) handle(rec []byte) {
 	}
 }
 
-// writeLoop feeds the sinks until the queue is closed and drained.
+// writeLoop feeds the sinks until both queues are closed and drained.
+// Alerts go first.
 func (a *Agent) writeLoop() {
-	for e := range a.queue {
+	queue, alerts := a.queue, a.alerts
+	for queue != nil || alerts != nil {
+		var e *event.Event
+		var ok bool
+		select {
+		case e, ok = <-alerts:
+			if !ok {
+				alerts = nil
+				continue
+			}
+		default:
+			select {
+			case e, ok = <-alerts:
+				if !ok {
+					alerts = nil
+					continue
+				}
+			case e, ok = <-queue:
+				if !ok {
+					queue = nil
+					continue
+				}
+			}
+		}
 		a.write(e)
-		if len(a.queue) == 0 {
+		if len(a.queue) == 0 && len(a.alerts) == 0 {
 			a.flush()
 		}
 	}

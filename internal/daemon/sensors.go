@@ -50,6 +50,11 @@ func (a *Agent) optionalSensors() []optionalSensor {
 					f.Close()
 					return nil, nil, err
 				}
+				a.fileSensor = f
+				if err := a.watchRuleNeeds(a.rules.Load()); err != nil {
+					f.Close()
+					return nil, nil, err
+				}
 				return f, f.Skipped, nil
 			}},
 		{name: "cred", enabled: s.Cred.Enabled, types: []uint16{sensor.TypeCred}, decode: cred.Decode, hooks: cred.Hooks,
@@ -171,6 +176,11 @@ func (a *Agent) watchFiles(f *file.Sensor) error {
 	}
 	return nil
 }
+
+const (
+	sensorWatchWrite = sensor.WatchWrite
+	sensorWatchRead  = sensor.WatchRead
+)
 
 func (a *Agent) closeSensors() error {
 	var errs []error

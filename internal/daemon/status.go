@@ -33,6 +33,7 @@ type Status struct {
 	Queue           Gauge          `json:"queue"`
 	RingBuffer      Gauge          `json:"ring_buffer_bytes"`
 	ProcessCache    proc.Stats     `json:"process_cache"`
+	Rules           RuleStatus     `json:"rules"`
 	KernelError     string         `json:"kernel_error,omitempty"`
 }
 
@@ -56,6 +57,16 @@ type KindCounts struct {
 	QueueDropped   uint64 `json:"queue_dropped"`
 }
 
+// RuleStatus is the detection side of the agent.
+type RuleStatus struct {
+	Loaded         int    `json:"loaded"`
+	Enabled        int    `json:"enabled"`
+	AlertsRaised   uint64 `json:"alerts_raised"`
+	AlertsDropped  uint64 `json:"alerts_dropped"` // alert queue full
+	Reloads        uint64 `json:"reloads"`
+	ReloadFailures uint64 `json:"reload_failures"`
+}
+
 // Gauge is a current level against its capacity.
 type Gauge struct {
 	Used     int `json:"used"`
@@ -76,6 +87,16 @@ func (a *Agent) Status() Status {
 		Queue:           Gauge{Used: len(a.queue), Capacity: cap(a.queue)},
 		RingBuffer:      Gauge{Used: a.reader.Pending(), Capacity: int(a.shared.Events.MaxEntries())},
 		ProcessCache:    a.cache.Stats(),
+	}
+	st.Rules = RuleStatus{AlertsRaised: a.alertsRaised.Load(), AlertsDropped: a.alertsDropped.Load(),
+		Reloads: a.reloads.Load(), ReloadFailures: a.reloadFailures.Load()}
+	if set := a.rules.Load(); set != nil {
+		for _, r := range set.Rules() {
+			st.Rules.Loaded++
+			if r.Enabled {
+				st.Rules.Enabled++
+			}
+		}
 	}
 	for _, s := range a.sensors {
 		st.Sensors = append(st.Sensors, SensorStatus{Name: s.name, Hooks: s.hooks, Missing: s.missing})

@@ -123,6 +123,7 @@ const (
 	KernelExecveat    KernelOp = "execveat"
 	KernelBPF         KernelOp = "bpf"
 	KernelSignalAgent KernelOp = "signal_agent"
+	KernelSignal      KernelOp = "signal" // a signal to another process (kernel sensor with SignalsAll)
 )
 
 // Kernel is an operation on namespaces, mounts, modules, tracing or the

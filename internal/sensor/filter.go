@@ -61,6 +61,7 @@ type KindFilter struct {
 	CgroupScope Scope
 	FileWrites  Interest // file kind only
 	FileReads   Interest // file kind only
+	CommScope   Scope    // over the task names marked with MarkComm
 }
 
 const kindFilterSize = 8
@@ -71,6 +72,7 @@ func (f KindFilter) MarshalBinary() ([]byte, error) {
 		b[0] = 1
 	}
 	b[1], b[2], b[3], b[4], b[5] = byte(f.Outcome), byte(f.PIDScope), byte(f.CgroupScope), byte(f.FileWrites), byte(f.FileReads)
+	b[6] = byte(f.CommScope)
 	return b, nil
 }
 
@@ -79,7 +81,7 @@ func (f *KindFilter) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("kind_filter: %d bytes", len(b))
 	}
 	*f = KindFilter{Enabled: b[0] != 0, Outcome: Outcome(b[1]), PIDScope: Scope(b[2]), CgroupScope: Scope(b[3]),
-		FileWrites: Interest(b[4]), FileReads: Interest(b[5])}
+		FileWrites: Interest(b[4]), FileReads: Interest(b[5]), CommScope: Scope(b[6])}
 	return nil
 }
 
@@ -112,6 +114,26 @@ func (s *Shared) MarkCgroup(id uint64, m Mark) error { return s.Cgroups.Put(id, 
 
 // UnmarkCgroup forgets a cgroup's mark.
 func (s *Shared) UnmarkCgroup(id uint64) error { return ignoreNotExist(s.Cgroups.Delete(id)) }
+
+// CommLen is the size of a task name in the kernel (TASK_COMM_LEN), NUL
+// included: names are at most CommLen-1 bytes.
+const CommLen = 16
+
+// CommKey is a task name as the kernel's bpf_get_current_comm gives it: cut
+// to CommLen-1 bytes and NUL-padded, as vigil_comms is keyed.
+func CommKey(comm string) [CommLen]byte {
+	var k [CommLen]byte
+	copy(k[:CommLen-1], comm)
+	return k
+}
+
+// MarkComm puts a task name (a process's comm, as in /proc/<pid>/comm) in or
+// out of the scopes that use marks. Longer names are cut as the kernel cuts
+// them.
+func (s *Shared) MarkComm(comm string, m Mark) error { return s.Comms.Put(CommKey(comm), uint8(m)) }
+
+// UnmarkComm forgets a task name's mark.
+func (s *Shared) UnmarkComm(comm string) error { return ignoreNotExist(s.Comms.Delete(CommKey(comm))) }
 
 // InodeKey identifies a file the way the kernel does: its superblock's device
 // (kernel encoding, major << 20 | minor) and inode number.

@@ -22,6 +22,7 @@ const (
 	MapKinds   = "vigil_kinds"
 	MapPIDs    = "vigil_pids"
 	MapCgroups = "vigil_cgroups"
+	MapComms   = "vigil_comms"
 	MapInodes  = "vigil_inodes"
 	MapBloom   = "vigil_inode_bloom"
 )
@@ -56,6 +57,7 @@ type Shared struct {
 	Kinds   *ebpf.Map // struct kind_filter per record type
 	PIDs    *ebpf.Map // tgid -> enum scope_mark
 	Cgroups *ebpf.Map // cgroup id -> enum scope_mark
+	Comms   *ebpf.Map // task name (CommKey) -> enum scope_mark
 	Inodes  *ebpf.Map // struct inode_key -> enum inode_mark
 	Bloom   *ebpf.Map // summary of Inodes: a clear bit proves an inode unmarked
 }
@@ -79,6 +81,7 @@ func NewShared(ringBytes int) (*Shared, error) {
 		{&s.Kinds, ebpf.MapSpec{Name: MapKinds, Type: ebpf.Array, KeySize: 4, ValueSize: kindFilterSize, MaxEntries: TypeMax}},
 		{&s.PIDs, ebpf.MapSpec{Name: MapPIDs, Type: ebpf.Hash, KeySize: 4, ValueSize: 1, MaxEntries: 4096}},
 		{&s.Cgroups, ebpf.MapSpec{Name: MapCgroups, Type: ebpf.Hash, KeySize: 8, ValueSize: 1, MaxEntries: 4096}},
+		{&s.Comms, ebpf.MapSpec{Name: MapComms, Type: ebpf.Hash, KeySize: CommLen, ValueSize: 1, MaxEntries: 1024}},
 		{&s.Inodes, ebpf.MapSpec{Name: MapInodes, Type: ebpf.Hash, KeySize: 16, ValueSize: 1, MaxEntries: 16384}},
 		{&s.Bloom, ebpf.MapSpec{Name: MapBloom, Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: bloomWords}},
 	} {
@@ -94,7 +97,7 @@ func NewShared(ringBytes int) (*Shared, error) {
 func (s *Shared) maps() map[string]**ebpf.Map {
 	return map[string]**ebpf.Map{
 		MapEvents: &s.Events, MapStats: &s.Stats, MapKinds: &s.Kinds,
-		MapPIDs: &s.PIDs, MapCgroups: &s.Cgroups, MapInodes: &s.Inodes, MapBloom: &s.Bloom,
+		MapPIDs: &s.PIDs, MapCgroups: &s.Cgroups, MapComms: &s.Comms, MapInodes: &s.Inodes, MapBloom: &s.Bloom,
 	}
 }
 

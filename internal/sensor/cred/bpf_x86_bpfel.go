@@ -84,7 +84,8 @@ type bpfKindFilter struct {
 	CgroupScope uint8
 	FileWrites  uint8
 	FileReads   uint8
-	Pad         [2]uint8
+	CommScope   uint8
+	Pad         [1]uint8
 }
 
 type bpfKstats struct {
@@ -122,6 +123,7 @@ type bpfTaskInfo struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfMapVigilCgroups    = "vigil_cgroups"
+	bpfMapVigilComms      = "vigil_comms"
 	bpfMapVigilCredPend   = "vigil_cred_pend"
 	bpfMapVigilEvents     = "vigil_events"
 	bpfMapVigilInodeBloom = "vigil_inode_bloom"
@@ -225,6 +227,7 @@ type bpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
 	VigilCgroups    *ebpf.MapSpec `ebpf:"vigil_cgroups"`
+	VigilComms      *ebpf.MapSpec `ebpf:"vigil_comms"`
 	VigilCredPend   *ebpf.MapSpec `ebpf:"vigil_cred_pend"`
 	VigilEvents     *ebpf.MapSpec `ebpf:"vigil_events"`
 	VigilInodeBloom *ebpf.MapSpec `ebpf:"vigil_inode_bloom"`
@@ -266,6 +269,7 @@ func (o *bpfObjects) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
 	VigilCgroups    *ebpf.Map `ebpf:"vigil_cgroups"`
+	VigilComms      *ebpf.Map `ebpf:"vigil_comms"`
 	VigilCredPend   *ebpf.Map `ebpf:"vigil_cred_pend"`
 	VigilEvents     *ebpf.Map `ebpf:"vigil_events"`
 	VigilInodeBloom *ebpf.Map `ebpf:"vigil_inode_bloom"`
@@ -279,6 +283,7 @@ type bpfMaps struct {
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.VigilCgroups,
+		m.VigilComms,
 		m.VigilCredPend,
 		m.VigilEvents,
 		m.VigilInodeBloom,

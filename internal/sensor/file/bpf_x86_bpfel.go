@@ -81,7 +81,8 @@ type bpfKindFilter struct {
 	CgroupScope uint8
 	FileWrites  uint8
 	FileReads   uint8
-	Pad         [2]uint8
+	CommScope   uint8
+	Pad         [1]uint8
 }
 
 type bpfKstats struct {
@@ -132,6 +133,7 @@ type bpfTaskInfo struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfMapVigilCgroups    = "vigil_cgroups"
+	bpfMapVigilComms      = "vigil_comms"
 	bpfMapVigilEvents     = "vigil_events"
 	bpfMapVigilFileLex    = "vigil_file_lex"
 	bpfMapVigilFileTail   = "vigil_file_tail"
@@ -255,6 +257,7 @@ type bpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
 	VigilCgroups    *ebpf.MapSpec `ebpf:"vigil_cgroups"`
+	VigilComms      *ebpf.MapSpec `ebpf:"vigil_comms"`
 	VigilEvents     *ebpf.MapSpec `ebpf:"vigil_events"`
 	VigilFileLex    *ebpf.MapSpec `ebpf:"vigil_file_lex"`
 	VigilFileTail   *ebpf.MapSpec `ebpf:"vigil_file_tail"`
@@ -302,6 +305,7 @@ func (o *bpfObjects) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
 	VigilCgroups    *ebpf.Map `ebpf:"vigil_cgroups"`
+	VigilComms      *ebpf.Map `ebpf:"vigil_comms"`
 	VigilEvents     *ebpf.Map `ebpf:"vigil_events"`
 	VigilFileLex    *ebpf.Map `ebpf:"vigil_file_lex"`
 	VigilFileTail   *ebpf.Map `ebpf:"vigil_file_tail"`
@@ -316,6 +320,7 @@ type bpfMaps struct {
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.VigilCgroups,
+		m.VigilComms,
 		m.VigilEvents,
 		m.VigilFileLex,
 		m.VigilFileTail,

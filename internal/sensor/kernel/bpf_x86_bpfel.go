@@ -58,6 +58,7 @@ const (
 	bpfKernelOpKERNEL_EXECVEAT     bpfKernelOp = 10
 	bpfKernelOpKERNEL_BPF          bpfKernelOp = 11
 	bpfKernelOpKERNEL_SIGNAL_AGENT bpfKernelOp = 12
+	bpfKernelOpKERNEL_SIGNAL       bpfKernelOp = 13
 )
 
 type bpfKindFilter struct {
@@ -68,7 +69,8 @@ type bpfKindFilter struct {
 	CgroupScope uint8
 	FileWrites  uint8
 	FileReads   uint8
-	Pad         [2]uint8
+	CommScope   uint8
+	Pad         [1]uint8
 }
 
 type bpfKstats struct {
@@ -106,6 +108,7 @@ type bpfTaskInfo struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfMapVigilCgroups      = "vigil_cgroups"
+	bpfMapVigilComms        = "vigil_comms"
 	bpfMapVigilEvents       = "vigil_events"
 	bpfMapVigilInodeBloom   = "vigil_inode_bloom"
 	bpfMapVigilInodes       = "vigil_inodes"
@@ -134,6 +137,7 @@ const (
 	bpfProgVigilUnshare     = "vigil_unshare"
 	bpfVarAgentPidns        = "agent_pidns"
 	bpfVarPtraceAll         = "ptrace_all"
+	bpfVarSignalsAll        = "signals_all"
 	bpfVarUnusedKernelEvent = "unused_kernel_event"
 	bpfVarUnusedKernelOp    = "unused_kernel_op"
 	bpfVarVigilTgid         = "vigil_tgid"
@@ -208,6 +212,7 @@ type bpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
 	VigilCgroups    *ebpf.MapSpec `ebpf:"vigil_cgroups"`
+	VigilComms      *ebpf.MapSpec `ebpf:"vigil_comms"`
 	VigilEvents     *ebpf.MapSpec `ebpf:"vigil_events"`
 	VigilInodeBloom *ebpf.MapSpec `ebpf:"vigil_inode_bloom"`
 	VigilInodes     *ebpf.MapSpec `ebpf:"vigil_inodes"`
@@ -223,6 +228,7 @@ type bpfMapSpecs struct {
 type bpfVariableSpecs struct {
 	AgentPidns        *ebpf.VariableSpec `ebpf:"agent_pidns"`
 	PtraceAll         *ebpf.VariableSpec `ebpf:"ptrace_all"`
+	SignalsAll        *ebpf.VariableSpec `ebpf:"signals_all"`
 	UnusedKernelEvent *ebpf.VariableSpec `ebpf:"unused_kernel_event"`
 	UnusedKernelOp    *ebpf.VariableSpec `ebpf:"unused_kernel_op"`
 	VigilTgid         *ebpf.VariableSpec `ebpf:"vigil_tgid"`
@@ -250,6 +256,7 @@ func (o *bpfObjects) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
 	VigilCgroups    *ebpf.Map `ebpf:"vigil_cgroups"`
+	VigilComms      *ebpf.Map `ebpf:"vigil_comms"`
 	VigilEvents     *ebpf.Map `ebpf:"vigil_events"`
 	VigilInodeBloom *ebpf.Map `ebpf:"vigil_inode_bloom"`
 	VigilInodes     *ebpf.Map `ebpf:"vigil_inodes"`
@@ -262,6 +269,7 @@ type bpfMaps struct {
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.VigilCgroups,
+		m.VigilComms,
 		m.VigilEvents,
 		m.VigilInodeBloom,
 		m.VigilInodes,
@@ -278,6 +286,7 @@ func (m *bpfMaps) Close() error {
 type bpfVariables struct {
 	AgentPidns        *ebpf.Variable `ebpf:"agent_pidns"`
 	PtraceAll         *ebpf.Variable `ebpf:"ptrace_all"`
+	SignalsAll        *ebpf.Variable `ebpf:"signals_all"`
 	UnusedKernelEvent *ebpf.Variable `ebpf:"unused_kernel_event"`
 	UnusedKernelOp    *ebpf.Variable `ebpf:"unused_kernel_op"`
 	VigilTgid         *ebpf.Variable `ebpf:"vigil_tgid"`

@@ -28,6 +28,10 @@ const atFDCWD = -100
 //     joined with Name when Name is empty or relative. Reported before the
 //     exec happens, so Return is always 0. Arg is the fd.
 //   - signal_agent: Arg is the signal (0 for kill -0), TargetPID the agent.
+//   - signal (only with Config.SignalsAll): a signal to any other process.
+//     Arg is the signal, TargetPID the first argument as the caller passed
+//     it (for kill(2), 0 and negative values name process groups: read it as
+//     an int32), or the process of a pidfd (0 when it was no pidfd).
 func Decode(rec []byte, clk sensor.Clock, e *event.Event) error {
 	var raw bpfKernelEvent
 	if _, err := binary.Decode(rec, binary.LittleEndian, &raw); err != nil {
@@ -86,6 +90,8 @@ func Decode(rec []byte, clk sensor.Clock, e *event.Event) error {
 		k.Op, k.ArgName = event.KernelBPF, bpfCommandName(raw.Arg)
 	case bpfKernelOpKERNEL_SIGNAL_AGENT:
 		k.Op, k.ArgName = event.KernelSignalAgent, event.SignalName(int(raw.Arg))
+	case bpfKernelOpKERNEL_SIGNAL:
+		k.Op, k.ArgName = event.KernelSignal, event.SignalName(int(raw.Arg))
 	default:
 		return fmt.Errorf("kernel record: unknown op %d", raw.Op)
 	}

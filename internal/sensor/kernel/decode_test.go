@@ -211,6 +211,11 @@ func TestDecode(t *testing.T) {
 			ret:  -1,
 			want: event.Kernel{Op: event.KernelSignalAgent, ArgName: "SIG0", TargetPID: 1234},
 		},
+		{
+			name: "signal to another process",
+			in:   fixture{op: bpfKernelOpKERNEL_SIGNAL, arg: 15, target: 4321},
+			want: event.Kernel{Op: event.KernelSignal, Arg: 15, ArgName: "SIGTERM", TargetPID: 4321},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,8 @@
 /*
  * The kernel's attack surface: namespaces (unshare, setns, clone with
  * CLONE_NEW*), mounts, pivot_root, ptrace, module loading, memfd_create,
- * execveat of a descriptor, bpf() and signals aimed at the agent.
+ * execveat of a descriptor, bpf() and signals aimed at the agent (with
+ * signals_all, signals aimed at anyone).
  *
  * One sys_exit tracepoint per syscall; arguments are read back from the
  * task's saved registers, which the syscall leaves as the caller set them, so
@@ -32,6 +33,9 @@ const enum kernel_op *unused_kernel_op __attribute__((unused));
 /* Report every ptrace request, not only those that take control of or write
  * to another process. */
 const volatile bool ptrace_all = false;
+/* Report signals sent to any process (KERNEL_SIGNAL), not only those aimed at
+ * the agent (KERNEL_SIGNAL_AGENT). */
+const volatile bool signals_all = false;
 /* The inode number of the agent's pid namespace: a pid in a signal syscall
  * names the agent only when the caller is in that namespace. 0: unchecked. */
 const volatile __u32 agent_pidns = 0;
@@ -411,10 +415,13 @@ static __always_inline bool is_agent(__s32 pid)
 	return BPF_CORE_READ(up.ns, ns.inum) == agent_pidns;
 }
 
-static __always_inline int signal_agent(long ret, __u32 target, __u32 sig)
+/* A signal record: KERNEL_SIGNAL_AGENT when aimed at the agent, otherwise
+ * KERNEL_SIGNAL (only sent with signals_all). target is the pid as the caller
+ * wrote it: for kill(2), 0 and negative values name process groups. */
+static __always_inline int signal_report(long ret, bool agent, __s32 target, __u32 sig)
 {
 	struct scratch *s;
-	struct kernel_event *e = kev_begin(&s, KERNEL_SIGNAL_AGENT, ret);
+	struct kernel_event *e = kev_begin(&s, agent ? KERNEL_SIGNAL_AGENT : KERNEL_SIGNAL, ret);
 	if (!e)
 		return 0;
 	e->arg = sig;
@@ -425,7 +432,7 @@ static __always_inline int signal_agent(long ret, __u32 target, __u32 sig)
 
 /* kill(pid, sig), tkill(tid, sig), rt_sigqueueinfo(tgid, sig, info): the
  * first argument is the target. For tkill only the agent's main thread, whose
- * tid is its pid, is recognised. */
+ * tid is its pid, is recognised as the agent. */
 #define SIGNAL_FIRST(prog, sc)                                            \
 	SEC("tracepoint/syscalls/sys_exit_" #sc)                          \
 	int prog(struct trace_event_raw_sys_exit *ctx)                    \
@@ -434,9 +441,10 @@ static __always_inline int signal_agent(long ret, __u32 target, __u32 sig)
 			return 0;                                         \
 		struct pt_regs *r = regs();                               \
 		__s32 pid = ARG1(r);                                      \
-		if (!is_agent(pid))                                       \
+		bool agent = is_agent(pid);                               \
+		if (!agent && !signals_all)                               \
 			return 0;                                         \
-		return signal_agent(ctx->ret, pid, ARG2(r));              \
+		return signal_report(ctx->ret, agent, pid, ARG2(r));      \
 	}
 
 SIGNAL_FIRST(vigil_kill, kill)
@@ -452,23 +460,26 @@ SIGNAL_FIRST(vigil_sigq, rt_sigqueueinfo)
 			return 0;                                         \
 		struct pt_regs *r = regs();                               \
 		__s32 pid = ARG1(r);                                      \
-		if (!is_agent(pid))                                       \
+		bool agent = is_agent(pid);                               \
+		if (!agent && !signals_all)                               \
 			return 0;                                         \
-		return signal_agent(ctx->ret, pid, ARG3(r));              \
+		return signal_report(ctx->ret, agent, pid, ARG3(r));      \
 	}
 
 SIGNAL_TG(vigil_tgkill, tgkill)
 SIGNAL_TG(vigil_tgsigq, rt_tgsigqueueinfo)
 
-/* pidfd_send_signal(pidfd, sig, info, flags): the pidfd's process. */
+/* pidfd_send_signal(pidfd, sig, info, flags): the pidfd's process (0 when the
+ * descriptor is no pidfd: the call failed with EBADF). */
 SEC("tracepoint/syscalls/sys_exit_pidfd_send_signal")
 int vigil_pidfd_sig(struct trace_event_raw_sys_exit *ctx)
 {
-	if (!kind_on(EVENT_KERNEL) || vigil_tgid == 0)
+	if (!kind_on(EVENT_KERNEL) || (vigil_tgid == 0 && !signals_all))
 		return 0;
 	struct pt_regs *r = regs();
 	__u32 tgid = pidfd_tgid(cur_fd_file(ARG1(r)));
-	if (tgid != vigil_tgid)
+	bool agent = vigil_tgid != 0 && tgid == vigil_tgid;
+	if (!agent && !signals_all)
 		return 0;
-	return signal_agent(ctx->ret, tgid, ARG2(r));
+	return signal_report(ctx->ret, agent, tgid, ARG2(r));
 }

@@ -1,6 +1,7 @@
 // Package kernel is the sensor for the kernel's attack surface: namespaces,
 // mounts, pivot_root, ptrace, module loading, memfd_create, execveat of a
-// descriptor, bpf() and signals aimed at the agent (kernel.bpf.c).
+// descriptor, bpf() and signals aimed at the agent, or with Config.SignalsAll
+// at anyone (kernel.bpf.c).
 package kernel
 
 import (
@@ -26,6 +27,13 @@ type Config struct {
 	// SET_SYSCALL_USER_DISPATCH_CONFIG): a debugger's reads and resumes
 	// would otherwise flood the ring.
 	PtraceAll bool
+	// SignalsAll reports kill, tkill, tgkill, rt_sigqueueinfo,
+	// rt_tgsigqueueinfo and pidfd_send_signal whatever their target, as
+	// event.KernelSignal (signals to the agent stay event.KernelSignalAgent).
+	// By default only signals aimed at the agent are reported. Busy Go
+	// programs tgkill themselves often (preemption): scope the kind to the
+	// processes of interest when this is on.
+	SignalsAll bool
 }
 
 // Sensor is the loaded and attached kernel sensor.
@@ -75,6 +83,7 @@ func New(cfg Config, shared *sensor.Shared) (*Sensor, error) {
 	}
 	set := map[string]any{
 		"ptrace_all":  cfg.PtraceAll,
+		"signals_all": cfg.SignalsAll,
 		"agent_pidns": ownPIDNamespace(),
 	}
 	for name, v := range set {

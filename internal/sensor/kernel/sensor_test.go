@@ -474,6 +474,41 @@ func TestSignalAgent(t *testing.T) {
 	}
 }
 
+// TestSignalsAll: with SignalsAll, signals to any process are reported as
+// signal events, those aimed at the agent still as signal_agent.
+func TestSignalsAll(t *testing.T) {
+	h := start(t, Config{SignalsAll: true}, sensor.KindFilter{Enabled: true})
+	agent := os.Getpid()
+	other := sleeperInNetNS(t, h)
+
+	shKill := h.tool(t, "sh", "-c", fmt.Sprintf("kill -0 %d", other))
+	shAgent := h.tool(t, "sh", "-c", fmt.Sprintf("kill -0 %d", agent))
+	trig, _ := h.run(t, "signal", strconv.Itoa(other)) // tgkill, then pidfd_send_signal
+	// A signal that fails: no such process (pid_max is below 2^22).
+	shFail := h.tool(t, "sh", "-c", "kill -0 4194304 2>/dev/null; true")
+
+	evs := h.settle()
+	var got []string
+	for _, e := range evs {
+		k := e.Kernel
+		// The Go trigger also signals its own threads (SIGURG): signal 0 only.
+		if (k.Op != event.KernelSignal && k.Op != event.KernelSignalAgent) || k.ArgName != "SIG0" {
+			continue
+		}
+		got = append(got, fmt.Sprintf("%d %s %s %d %d", e.Process.PID, k.Op, k.ArgName, int32(k.TargetPID), e.Return))
+	}
+	want := []string{
+		fmt.Sprintf("%d signal SIG0 %d 0", shKill, other),
+		fmt.Sprintf("%d signal_agent SIG0 %d 0", shAgent, agent),
+		fmt.Sprintf("%d signal SIG0 %d 0", trig, other),  // tgkill
+		fmt.Sprintf("%d signal SIG0 %d 0", trig, other),  // pidfd_send_signal
+		fmt.Sprintf("%d signal SIG0 4194304 -3", shFail), // ESRCH
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("signals %q, want %q", got, want)
+	}
+}
+
 // TestPlainClonesCostNothing: 10,000 clones without CLONE_NEW* send no
 // record, with the kind disabled and enabled.
 func TestPlainClonesSendNothing(t *testing.T) {

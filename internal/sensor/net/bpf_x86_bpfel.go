@@ -36,7 +36,8 @@ type bpfKindFilter struct {
 	CgroupScope uint8
 	FileWrites  uint8
 	FileReads   uint8
-	Pad         [2]uint8
+	CommScope   uint8
+	Pad         [1]uint8
 }
 
 type bpfKstats struct {
@@ -109,6 +110,7 @@ type bpfTaskInfo struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	bpfMapVigilCgroups    = "vigil_cgroups"
+	bpfMapVigilComms      = "vigil_comms"
 	bpfMapVigilEvents     = "vigil_events"
 	bpfMapVigilInodeBloom = "vigil_inode_bloom"
 	bpfMapVigilInodes     = "vigil_inodes"
@@ -193,6 +195,7 @@ type bpfProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
 	VigilCgroups    *ebpf.MapSpec `ebpf:"vigil_cgroups"`
+	VigilComms      *ebpf.MapSpec `ebpf:"vigil_comms"`
 	VigilEvents     *ebpf.MapSpec `ebpf:"vigil_events"`
 	VigilInodeBloom *ebpf.MapSpec `ebpf:"vigil_inode_bloom"`
 	VigilInodes     *ebpf.MapSpec `ebpf:"vigil_inodes"`
@@ -235,6 +238,7 @@ func (o *bpfObjects) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
 	VigilCgroups    *ebpf.Map `ebpf:"vigil_cgroups"`
+	VigilComms      *ebpf.Map `ebpf:"vigil_comms"`
 	VigilEvents     *ebpf.Map `ebpf:"vigil_events"`
 	VigilInodeBloom *ebpf.Map `ebpf:"vigil_inode_bloom"`
 	VigilInodes     *ebpf.Map `ebpf:"vigil_inodes"`
@@ -248,6 +252,7 @@ type bpfMaps struct {
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.VigilCgroups,
+		m.VigilComms,
 		m.VigilEvents,
 		m.VigilInodeBloom,
 		m.VigilInodes,
