@@ -59,6 +59,7 @@ func traceCmd() *cobra.Command {
 		failed, succeeded  bool
 		ringMiB            int
 		cgroups, comms, ps []string
+		containers         []string
 	)
 	cmd := &cobra.Command{
 		Use:   "trace <kind> [filters]",
@@ -70,6 +71,7 @@ func traceCmd() *cobra.Command {
 	f.UintSliceVar(&pids, "pid", nil, "only these processes (thread-group ids)")
 	f.StringArrayVar(&comms, "comm", nil, "only processes with this name (comm, at most 15 bytes: longer names are cut)")
 	f.StringArrayVar(&cgroups, "cgroup", nil, "only this cgroup v2, by id or directory, and the cgroups below it at start")
+	f.StringArrayVar(&containers, "container", nil, "only this container, by id or unique id prefix (its cgroup, applied in the kernel)")
 	f.UintSliceVar(&uids, "uid", nil, "only processes with this real uid")
 	f.StringArrayVar(&ps, "path", nil, "open, file: only this file or what is below this directory; exec: executables there")
 	f.UintSliceVar(&ports, "port", nil, "connect, accept, bind, dns: only this local or remote port")
@@ -90,6 +92,7 @@ func traceCmd() *cobra.Command {
 				o.Kind = k
 				o.Failed, o.Success = failed, succeeded
 				o.Comms, o.Cgroups, o.Paths = splitAll(comms), splitAll(cgroups), ps
+				o.Containers = splitAll(containers)
 				o.RingBufferMiB = ringMiB
 				var err error
 				if o.PIDs, err = uint32s("--pid", pids, math.MaxInt32); err != nil {

@@ -55,8 +55,16 @@ func newUserFilter(o *Options) (*userFilter, error) {
 			f.paths = append(f.paths, real)
 		}
 	}
-	if len(o.Cgroups) > 0 {
-		ids, err := resolveCgroups(o.CgroupRoot, o.Cgroups)
+	cgroups := o.Cgroups
+	if len(o.Containers) > 0 {
+		dirs, err := resolveContainers(o.CgroupRoot, o.Containers)
+		if err != nil {
+			return nil, err
+		}
+		cgroups = append(slices.Clone(cgroups), dirs...)
+	}
+	if len(cgroups) > 0 {
+		ids, err := resolveCgroups(o.CgroupRoot, cgroups)
 		if err != nil {
 			return nil, err
 		}
@@ -267,4 +275,71 @@ func findCgroup(root string, id uint64) string {
 		return nil
 	})
 	return found
+}
+
+// containerDirPatterns are how container runtimes name a container's cgroup:
+// docker-<id>.scope, cri-containerd-<id>.scope, crio-<id>.scope,
+// libpod-<id>.scope with the systemd driver, and a bare <id> directory with
+// the cgroupfs driver (/docker/<id>, /kubepods/.../<id>).
+var containerDirPrefixes = []string{"docker-", "cri-containerd-", "crio-", "libpod-", ""}
+
+// containerOf returns the container id a cgroup directory's name carries,
+// or "".
+func containerOf(name string) string {
+	base := strings.TrimSuffix(name, ".scope")
+	for _, p := range containerDirPrefixes {
+		if id, ok := strings.CutPrefix(base, p); ok && len(id) == 64 && isHex(id) {
+			return id
+		}
+	}
+	return ""
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveContainers finds the cgroup directory of each container, given its
+// id or a unique prefix of it (at least 4 characters, as docker accepts).
+func resolveContainers(root string, ids []string) ([]string, error) {
+	var dirs []string
+	for _, want := range ids {
+		if len(want) < 4 || !isHex(want) {
+			return nil, fmt.Errorf("--container %q: want a container id (hex, at least 4 characters)", want)
+		}
+		var found []string
+		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			if id := containerOf(d.Name()); id != "" && strings.HasPrefix(id, want) {
+				found = append(found, p)
+				return fs.SkipDir
+			}
+			return nil
+		})
+		switch {
+		case len(found) == 0:
+			return nil, fmt.Errorf("--container %s: no running container's cgroup has this id under %s", want, root)
+		case len(found) > 1 && !sameContainer(found):
+			return nil, fmt.Errorf("--container %s: matches more than one container: %s", want, strings.Join(found, ", "))
+		}
+		dirs = append(dirs, found...)
+	}
+	return dirs, nil
+}
+
+func sameContainer(dirs []string) bool {
+	first := containerOf(filepath.Base(dirs[0]))
+	for _, d := range dirs[1:] {
+		if containerOf(filepath.Base(d)) != first {
+			return false
+		}
+	}
+	return true
 }

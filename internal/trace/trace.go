@@ -87,11 +87,15 @@ type Options struct {
 	PIDs    []uint32 // the process that acted (thread-group id)
 	Comms   []string // its task name; cut to 15 bytes as the kernel keeps it
 	Cgroups []string // cgroup v2 ids or directories; the cgroups below them at start too
-	UIDs    []uint32 // its real uid
-	Paths   []string // open, file: a path or the one below it; exec: of the executable or script
-	Ports   []uint16 // connect, accept, bind, dns: the local or the remote port
-	Failed  bool     // only failed operations
-	Success bool     // only successful operations
+	// Containers are container ids or unique prefixes, found by the names
+	// runtimes give their cgroups (docker-<id>.scope, <id>, ...); each stands
+	// for its cgroup directory, as in Cgroups.
+	Containers []string
+	UIDs       []uint32 // its real uid
+	Paths      []string // open, file: a path or the one below it; exec: of the executable or script
+	Ports      []uint16 // connect, accept, bind, dns: the local or the remote port
+	Failed     bool     // only failed operations
+	Success    bool     // only successful operations
 
 	Count    int           // stop after this many events shown; 0: no limit
 	Duration time.Duration // stop after this long; 0: no limit

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -597,5 +598,40 @@ func TestDNS(t *testing.T) {
 	// sendto returns the bytes sent: the 41 of the query.
 	if got := strings.Join(f[4:], " "); got != "41 127.0.0.1:53 A vigil-trace.example.com" {
 		t.Errorf("dns line %q, want the A query for vigil-trace.example.com to 127.0.0.1:53", f)
+	}
+}
+
+// TestContainer: --container finds a container's cgroup by the name its
+// runtime gives it (here docker's systemd-driver name, made by the test) and
+// shows only what runs in it.
+func TestContainer(t *testing.T) {
+	cg := testenv.NewCgroup(t)
+	id := strings.Repeat("ab12", 16)
+	dir := filepath.Join(cg.Path, "docker-"+id+".scope")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(dir) })
+	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+
+	if _, err := resolveContainers(testenv.CgroupV2Root(), []string{"ffff0000"}); err == nil {
+		t.Error("an unknown container id resolved")
+	}
+	r := start(t, Options{Kind: Exec, Containers: []string{id[:12]}})
+	outside := run(t, cg, "/bin/true", "outside")
+	in := exec.Command("/bin/true", "inside")
+	in.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: fd}
+	if err := in.Run(); err != nil {
+		t.Fatal(err)
+	}
+	r.waitLine(t, "exec inside the container", func(f []string, _ string) bool { return f[colPID] == strconv.Itoa(in.Process.Pid) })
+	for _, l := range r.stop(t) {
+		if f := strings.Fields(l); f[colPID] == strconv.Itoa(outside) {
+			t.Errorf("exec outside the container shown: %q", l)
+		}
 	}
 }
