@@ -3,7 +3,7 @@
 // Vigil with.
 package main
 
-//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86 -I../../bpf/include" -target amd64 bpf floor.bpf.c
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-fdebug-compilation-dir=. -ffile-prefix-map=$PWD=. -O2 -g -Wall -Werror -D__TARGET_ARCH_x86 -I../../bpf/include" -target amd64 bpf floor.bpf.c
 
 import (
 	"fmt"

@@ -1,3 +1,3 @@
 package kernel
 
-//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror -D__TARGET_ARCH_x86 -I../../../bpf -I../../../bpf/include" -target amd64 -type kernel_event -type kernel_op -type task_info -type event_header bpf kernel.bpf.c
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-fdebug-compilation-dir=. -ffile-prefix-map=$PWD=. -O2 -g -Wall -Werror -D__TARGET_ARCH_x86 -I../../../bpf -I../../../bpf/include" -target amd64 -type kernel_event -type kernel_op -type task_info -type event_header bpf kernel.bpf.c
