@@ -58,6 +58,7 @@ const volatile __u32 fmode_created = 0x100000;
 #define O_TMPFILE 020000000
 #define OPEN_WRITE (O_WRONLY | O_RDWR | O_CREAT | O_TRUNC)
 #define MODE_BITS 07777	   /* permission bits with setuid, setgid and sticky */
+#define MODE_SETID 06000   /* S_ISUID | S_ISGID */
 #define NONE_ID ((__u32)-1) /* chown's "leave unchanged", and "unknown" elsewhere */
 
 /* The syscall's arguments, as the task saved them on entry (x86_64 ABI). */
@@ -370,6 +371,18 @@ static __always_inline int openat2_exit(struct trace_event_raw_sys_exit *ctx, co
 SYSCALL_EXIT(openat2, openat2_exit(ctx, f, regs))
 
 /*
+ * A chmod that sets the setuid or setgid bit is reported wherever the file is,
+ * as if watched: the watch lists cannot say where an attacker will make a
+ * setuid shell (/tmp, /dev/shm), and such a chmod is rare enough to cost
+ * nothing. Ignore marks do not apply to it either; the file kind's interest
+ * (none) and outcome filters still do.
+ */
+static __always_inline bool setid_chmod(__u32 op, __u32 mode)
+{
+	return op == FILE_CHMOD && (mode & MODE_SETID);
+}
+
+/*
  * Every other operation is a write. One path (dfd, name), an optional second
  * one, or an fd.
  */
@@ -385,6 +398,8 @@ static __always_inline int path_exit(struct trace_event_raw_sys_exit *ctx, const
 	struct file_req *r = req_new(ret, op, interest);
 	if (!r)
 		return 0;
+	if (setid_chmod(op, mode))
+		r->verdict = V_WATCHED;
 	struct task_struct *task = bpf_get_current_task_btf();
 	r->mode = mode;
 	r->uid = uid;
@@ -408,7 +423,7 @@ static __always_inline int fd_exit(struct trace_event_raw_sys_exit *ctx, const s
 		stats_filtered(EVENT_FILE); /* a bad fd: nothing happened to any file */
 		return 0;
 	}
-	enum verdict v = decide_file(file, false, interest);
+	enum verdict v = setid_chmod(op, mode) ? V_WATCHED : decide_file(file, false, interest);
 	if (v == V_DROP) {
 		stats_filtered(EVENT_FILE);
 		return 0;

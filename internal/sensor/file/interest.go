@@ -24,6 +24,10 @@ import (
 //     Ignore drops.
 //   - read-opens: only the file itself and its directory are looked at, for
 //     WatchRead. A directory marked WatchRead covers the files directly in it.
+//   - a chmod, fchmod or fchmodat that sets the setuid or setgid bit is always
+//     reported, with Watched, wherever the file is (Ignore marks included):
+//     a setuid shell is made where no watch list looks (/tmp, /dev/shm), and
+//     such chmods are rare.
 //
 // The kernel holds the set twice. By device and inode (the shared
 // vigil_inodes map), which is exact and sees through symlinks and bind mounts,
