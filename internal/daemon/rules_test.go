@@ -6,11 +6,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vigilsec/vigil/internal/event"
+	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/testenv"
 )
 
@@ -110,5 +112,60 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
+	}
+}
+
+// TestRecordAndReplay: `vigil run --record` keeps every event, and running
+// the rules over the recording raises the alert the live agent raised.
+func TestRecordAndReplay(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.Record = filepath.Join(dir, "events.rec")
+	cg := testenv.NewCgroup(t)
+	events := newCollector(cg.ID)
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	<-a.Ready()
+	prog := filepath.Join(t.TempDir(), "dropped")
+	copyProgram(t, "/usr/bin/true", prog)
+	pid, _ := cg.Run(t, prog)
+	events.waitFor(t, "live alert", isAlert("exec-from-writable-dir", pid))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	set, err := rules.Load(RuleSources(true, nil)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(cfg.Record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var replayed []string
+	err = rules.ReadRecords(f, func(e *event.Event) error {
+		if e.Kind == event.KindAlert {
+			t.Errorf("the recording holds an alert: alerts are raised anew on replay")
+		}
+		set.Eval(e, func(al *event.Event) {
+			if int(al.Process.PID) == pid {
+				replayed = append(replayed, al.Alert.RuleID)
+			}
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(replayed, "exec-from-writable-dir") {
+		t.Errorf("replay raised %v for pid %d, want exec-from-writable-dir", replayed, pid)
 	}
 }
