@@ -35,8 +35,17 @@ static long path_walk_step(__u64 i, void *arg)
 
 	if (d == mnt_root || d == parent) {
 		struct mount *mparent = BPF_CORE_READ(mnt, mnt_parent);
-		/* d == parent below a mount root: a disconnected dentry; stop. */
+		/* d == parent below a mount root: a disconnected dentry; stop. A
+		 * pseudo file (memfd, anonymous inode) is one on its own: its
+		 * name ("memfd:x") is all the path it has, so keep that. */
 		if (d != mnt_root || mnt == mparent) {
+			if (d != mnt_root && w->len == 0) {
+				struct scratch *s = scratch_get();
+				const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+				long n = s ? bpf_probe_read_kernel_str(&s->buf[w->base & SCRATCH_MASK], NAME_MAX + 1, name) : 0;
+				if (n > 0)
+					w->len = n;
+			}
 			w->done = true;
 			return 1;
 		}

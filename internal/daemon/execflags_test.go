@@ -62,8 +62,8 @@ func TestExecFromMemfdIsFileless(t *testing.T) {
 	e := h.events.waitFor(t, "memfd exec", func(e *event.Event) bool {
 		return e.Kind == event.KindExec && int(e.Process.PID) == cmd.Process.Pid && len(e.Process.Args) == 2 && e.Process.Args[1] == "from-memfd"
 	})
-	if e.Exec == nil || !e.Exec.FileUnlinked {
-		t.Errorf("exec from a memfd: Exec = %+v, want FileUnlinked (executable %q)", e.Exec, e.Process.Executable)
+	if e.Exec == nil || !e.Exec.FileUnlinked || e.Process.Executable != "/memfd:vigil-test" {
+		t.Errorf("exec from a memfd: Exec = %+v, executable %q, want FileUnlinked and /memfd:vigil-test", e.Exec, e.Process.Executable)
 	}
 	plain := h.events.waitFor(t, "test binary exec", isExec(cmd.Process.Pid, ""))
 	if plain.Exec != nil && plain.Exec.FileUnlinked {
