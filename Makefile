@@ -25,3 +25,9 @@ vmlinux:
 
 bench:
 	bench/run.sh
+
+# The kernel tests inside other kernels under qemu (default: Debian's newest
+# 6.1); KERNELS="pkg-or-image ..." picks others. See test/kernels/README.md.
+.PHONY: test-kernels
+test-kernels:
+	test/kernels/run.sh $(KERNELS)
