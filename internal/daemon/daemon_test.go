@@ -454,7 +454,10 @@ func TestEverySensorReportsThroughTheAgent(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	h.cg.Run(t, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d; exec 3>&-", port))
-	conn := h.events.waitFor(t, "connect", func(e *event.Event) bool { return e.Kind == event.KindNet && e.Net.Op == event.NetConnect })
+	// Match the port: bash may make other connects first (nscd, when it looks up the user).
+	conn := h.events.waitFor(t, "connect", func(e *event.Event) bool {
+		return e.Kind == event.KindNet && e.Net.Op == event.NetConnect && e.Net.Destination.Port() == uint16(port)
+	})
 	if conn.Net.Destination.Port() != uint16(port) || conn.Process.Executable != "/usr/bin/bash" || conn.Parent == nil {
 		t.Errorf("connect: destination %v, executable %q, parent %v", conn.Net.Destination, conn.Process.Executable, conn.Parent)
 	}

@@ -45,6 +45,20 @@ static __always_inline bool kind_on(__u32 type)
 }
 
 /* The current task's subjective credentials (task->cred). */
+/* kernel_cap_t before 6.3: two 32-bit words (a local flavor of the old type). */
+struct kernel_cap_struct___old {
+	__u32 cap[2];
+} __attribute__((preserve_access_index));
+
+/* A capability set as one 64-bit mask, on either layout of kernel_cap_t. */
+static __always_inline __u64 cap_read(const kernel_cap_t *k)
+{
+	if (bpf_core_field_exists(k->val))
+		return BPF_CORE_READ(k, val);
+	const struct kernel_cap_struct___old *o = (const void *)k;
+	return (__u64)BPF_CORE_READ(o, cap[0]) | (__u64)BPF_CORE_READ(o, cap[1]) << 32;
+}
+
 static __always_inline void cred_ids_read(struct cred_ids *ids)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -58,8 +72,8 @@ static __always_inline void cred_ids_read(struct cred_ids *ids)
 	ids->egid = BPF_CORE_READ(c, egid.val);
 	ids->sgid = BPF_CORE_READ(c, sgid.val);
 	ids->fsgid = BPF_CORE_READ(c, fsgid.val);
-	ids->cap_effective = BPF_CORE_READ(c, cap_effective.val);
-	ids->cap_permitted = BPF_CORE_READ(c, cap_permitted.val);
+	ids->cap_effective = cap_read(&c->cap_effective);
+	ids->cap_permitted = cap_read(&c->cap_permitted);
 }
 
 static __always_inline int cred_enter(__u32 op, __u32 a0, __u32 a1, __u32 a2)
