@@ -12,6 +12,7 @@ import (
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/rules/defaults"
+	"github.com/vigilsec/vigil/internal/sensor"
 )
 
 // RuleSources lists where rules come from under this configuration: the
@@ -63,10 +64,10 @@ func (a *Agent) watchRuleNeeds(set *rules.Set) error {
 	}
 	n := set.Needs()
 	var errs []error
-	if _, err := a.fileSensor.Watch(n.Writes, sensorWatchWrite); err != nil {
+	if _, err := a.fileSensor.Watch(n.Writes, sensor.WatchWrite); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := a.fileSensor.Watch(n.Reads, sensorWatchRead); err != nil {
+	if _, err := a.fileSensor.Watch(n.Reads, sensor.WatchRead); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

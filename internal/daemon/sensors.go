@@ -177,11 +177,6 @@ func (a *Agent) watchFiles(f *file.Sensor) error {
 	return nil
 }
 
-const (
-	sensorWatchWrite = sensor.WatchWrite
-	sensorWatchRead  = sensor.WatchRead
-)
-
 func (a *Agent) closeSensors() error {
 	var errs []error
 	for _, s := range a.sensors {
