@@ -59,7 +59,9 @@ type Sensors struct {
 
 // Sensor is the switch and outcome filter every sensor has.
 type Sensor struct {
-	Enabled bool `yaml:"enabled"`
+	// Enabled: true, false, or auto: loaded, and its events sent by the
+	// kernel only while a loaded rule is on its kind.
+	Enabled Switch `yaml:"enabled"`
 	// Outcome: "any", "success" or "failure" of the operation.
 	Outcome string `yaml:"outcome"`
 }
@@ -78,6 +80,45 @@ type FileSensor struct {
 	WatchReads []string `yaml:"watch_reads"`
 	// Ignore: directories below which writes are never reported.
 	Ignore []string `yaml:"ignore"`
+}
+
+// Switch turns a sensor on, off, or over to the rules (auto).
+type Switch uint8
+
+const (
+	Off Switch = iota
+	On
+	Auto
+)
+
+// Loaded says whether the sensor is loaded at all.
+func (s Switch) Loaded() bool { return s != Off }
+
+// Sends says whether the kernel sends the sensor's events, given whether a
+// loaded rule needs them.
+func (s Switch) Sends(needed bool) bool { return s == On || (s == Auto && needed) }
+
+func (s Switch) String() string { return [...]string{"false", "true", "auto"}[s] }
+
+func (s *Switch) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Value {
+	case "true", "on", "yes":
+		*s = On
+	case "false", "off", "no":
+		*s = Off
+	case "auto":
+		*s = Auto
+	default:
+		return fmt.Errorf("line %d: %q is not one of true, false, auto", n.Line, n.Value)
+	}
+	return nil
+}
+
+func (s Switch) MarshalYAML() (any, error) {
+	if s == Auto {
+		return "auto", nil
+	}
+	return s == On, nil
 }
 
 // Kernel tunes the transport from BPF to user space.
@@ -119,10 +160,10 @@ func Default() Config {
 		Queue:         Queue{Size: 65536},
 		Process:       Process{MaxEntries: 65536, ExitGrace: Duration(30 * time.Second), AncestryDepth: 16},
 		Sensors: Sensors{
-			File:   FileSensor{Sensor: Sensor{Enabled: true, Outcome: "any"}, Writes: "watched", Reads: "watched"},
-			Cred:   Sensor{Enabled: true, Outcome: "success"},
-			Net:    Sensor{Enabled: true, Outcome: "any"},
-			Kernel: Sensor{Enabled: true, Outcome: "any"},
+			File:   FileSensor{Sensor: Sensor{Enabled: On, Outcome: "any"}, Writes: "watched", Reads: "watched"},
+			Cred:   Sensor{Enabled: On, Outcome: "success"},
+			Net:    Sensor{Enabled: On, Outcome: "any"},
+			Kernel: Sensor{Enabled: On, Outcome: "any"},
 		},
 		Rules: Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
 		Paths: Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},

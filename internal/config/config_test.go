@@ -80,16 +80,17 @@ func TestLoadMissingFile(t *testing.T) {
 }
 
 func TestSensorSettings(t *testing.T) {
-	got, err := Load(write(t, "sensors:\n  file:\n    reads: all\n    watch_writes: [/srv/www]\n  net:\n    enabled: false\n"))
+	got, err := Load(write(t, "sensors:\n  file:\n    reads: all\n    watch_writes: [/srv/www]\n  net:\n    enabled: false\n  kernel:\n    enabled: auto\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Sensors.File.Reads != "all" || !got.Sensors.File.Enabled || got.Sensors.Net.Enabled ||
+	if got.Sensors.File.Reads != "all" || got.Sensors.File.Enabled != On || got.Sensors.Net.Enabled != Off || got.Sensors.Kernel.Enabled != Auto ||
 		len(got.Sensors.File.WatchWrites) != 1 || got.Sensors.Cred.Outcome != "success" {
 		t.Errorf("sensors = %+v", got.Sensors)
 	}
 	for body, want := range map[string]string{
 		"sensors:\n  cred:\n    outcome: sometimes\n": "sensors.cred.outcome",
+		"sensors:\n  cred:\n    enabled: maybe\n":     `line 3: "maybe" is not one of true, false, auto`,
 		"sensors:\n  file:\n    writes: most\n":       "sensors.file.writes",
 		"sensors:\n  file:\n    ignore: [relative]\n": "absolute",
 		"sensors:\n  file:\n    wacth_reads: [/x]\n":  "line 3",

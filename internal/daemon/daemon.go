@@ -55,6 +55,7 @@ type Agent struct {
 
 	received     [numTypes]atomic.Uint64 // decoded and handled
 	dropped      [numTypes]atomic.Uint64 // queue full
+	kindOff      [numTypes]atomic.Bool   // the kernel filter is off for the type
 	decodeErrors atomic.Uint64
 	duplicates   atomic.Uint64 // second exit report of one process
 	sinkErrors   atomic.Uint64

@@ -52,6 +52,10 @@ func (a *Agent) Reload() error {
 		a.log.Warn("file watches for the new rules incomplete", "err", err)
 	}
 	a.rules.Store(set)
+	// Sensors set to auto follow the kinds the new rules are on.
+	if err := a.applyFilters(set); err != nil {
+		a.log.Warn("kernel filters for the new rules not set", "err", err)
+	}
 	a.reloads.Add(1)
 	a.log.Info("rules reloaded", "rules", len(set.Rules()))
 	return nil

@@ -49,7 +49,10 @@ type SensorStatus struct {
 // KernelSent = Received + still in the ring; KernelLost never reached user
 // space; QueueDropped were received but not written.
 type KindCounts struct {
-	Kind           string `json:"kind"`
+	Kind string `json:"kind"`
+	// Off: the kernel sends none of these (the sensor is off, or on auto
+	// and no loaded rule is on the kind).
+	Off            bool   `json:"off,omitempty"`
 	KernelSent     uint64 `json:"kernel_sent"`
 	KernelLost     uint64 `json:"kernel_lost"`
 	KernelFiltered uint64 `json:"kernel_filtered"` // not sent: no rule needs them
@@ -112,6 +115,7 @@ func (a *Agent) Status() Status {
 	for t := uint16(1); t < numTypes; t++ {
 		st.Events = append(st.Events, KindCounts{
 			Kind:           sensor.TypeName(t),
+			Off:            a.kindOff[t].Load(),
 			KernelSent:     kc[t].Sent,
 			KernelLost:     kc[t].Lost,
 			KernelFiltered: kc[t].Filtered,

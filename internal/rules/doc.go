@@ -71,7 +71,8 @@
 //	             ancestors (list of {pid, entity_id, name, executable, args}, grandparent first)
 //	user         id (real uid), audit_id (login uid; empty when unset)
 //	group        id (real gid)
-//	file         path, name, directory, target_path, raw_path, target_raw_path, op, created,
+//	file         path, name, directory, target_path, target_name, target_directory, raw_path,
+//	             target_raw_path, op, created,
 //	             write, watched, path_resolved, mode (permission bits, int), open_flags,
 //	             uid, gid (chown's new owner; empty when unchanged)
 //	source       ip, port (the local end)

@@ -162,6 +162,8 @@ func newSchema() *schema {
 		derivedStr("name", func(o *objVal) string { return basename(fileOf(o).Path) }, "file.path"),
 		derivedStr("directory", func(o *objVal) string { return dirname(fileOf(o).Path) }, "file.path"),
 		str("target_path", func(o *objVal) string { return fileOf(o).TargetPath }, setStr(func(e *event.Event) *string { return &ensureFile(e).TargetPath })),
+		derivedStr("target_name", func(o *objVal) string { return basename(fileOf(o).TargetPath) }, "file.target_path"),
+		derivedStr("target_directory", func(o *objVal) string { return dirname(fileOf(o).TargetPath) }, "file.target_path"),
 		str("raw_path", func(o *objVal) string { return fileOf(o).RawPath }, setStr(func(e *event.Event) *string { return &ensureFile(e).RawPath })),
 		str("target_raw_path", func(o *objVal) string { return fileOf(o).TargetRawPath }, setStr(func(e *event.Event) *string { return &ensureFile(e).TargetRawPath })),
 		num("mode", func(o *objVal) int64 { return int64(fileOf(o).Mode & 0o7777) }, setU32(func(e *event.Event) *uint32 { return &ensureFile(e).Mode })),
@@ -489,8 +491,25 @@ func derivedStr(name string, get func(o *objVal) string, from string) *fieldDef 
 }
 
 func num(name string, get func(o *objVal) int64, set func(e *event.Event, v any) error) *fieldDef {
-	return &fieldDef{name: name, typ: types.IntType, get: func(o *objVal) ref.Val { return types.Int(get(o)) }, set: set, rawInt: get}
+	return &fieldDef{name: name, typ: types.IntType, get: func(o *objVal) ref.Val { return boxInt(get(o)) }, set: set, rawInt: get}
 }
+
+// boxInt makes a CEL int without allocating for the values fields mostly
+// hold (modes up to 0o7777, open flags, ports below 4096, small pids):
+// boxing an int64 into an interface allocates above 255.
+func boxInt(n int64) ref.Val {
+	if n >= 0 && n < int64(len(smallInts)) {
+		return smallInts[n]
+	}
+	return types.Int(n)
+}
+
+var smallInts = func() (v [4096]ref.Val) {
+	for i := range v {
+		v[i] = types.Int(i)
+	}
+	return v
+}()
 
 func flag(name string, get func(o *objVal) bool, set func(e *event.Event, v any) error) *fieldDef {
 	return &fieldDef{name: name, typ: types.BoolType, get: func(o *objVal) ref.Val { return types.Bool(get(o)) }, set: set, rawBool: get}
@@ -695,7 +714,25 @@ func ensureDNS(e *event.Event) *event.DNSQuestion {
 	return e.Net.DNS
 }
 
-func uidString(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
+func uidString(id uint32) string {
+	if id < uint32(len(smallIDs)) {
+		return smallIDs[id]
+	}
+	if id == 65534 { // nobody
+		return "65534"
+	}
+	return strconv.FormatUint(uint64(id), 10)
+}
+
+// smallIDs are the strings of the ids most events carry (root, system
+// accounts, the first users), made once so that reading user.id does not
+// allocate.
+var smallIDs = func() (ids [2048]string) {
+	for i := range ids {
+		ids[i] = strconv.Itoa(i)
+	}
+	return ids
+}()
 
 // optUID renders an optional id: empty when unset.
 func optUID(id uint32) string {
