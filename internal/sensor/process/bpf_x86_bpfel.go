@@ -32,7 +32,8 @@ const (
 	bpfEventTypeEVENT_CRED     bpfEventType = 5
 	bpfEventTypeEVENT_NET      bpfEventType = 6
 	bpfEventTypeEVENT_KERNEL   bpfEventType = 7
-	bpfEventTypeEVENT_TYPE_MAX bpfEventType = 8
+	bpfEventTypeEVENT_SYSCALLS bpfEventType = 8
+	bpfEventTypeEVENT_TYPE_MAX bpfEventType = 9
 )
 
 type bpfExecEvent struct {
