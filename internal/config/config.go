@@ -31,6 +31,7 @@ type Config struct {
 	Sensors Sensors `yaml:"sensors"`
 	Rules   Rules   `yaml:"rules"`
 	Paths   Paths   `yaml:"paths"`
+	Anomaly Anomaly `yaml:"anomaly"`
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
@@ -165,8 +166,9 @@ func Default() Config {
 			Net:    Sensor{Enabled: On, Outcome: "any"},
 			Kernel: Sensor{Enabled: On, Outcome: "any"},
 		},
-		Rules: Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
-		Paths: Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
+		Rules:   Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
+		Paths:   Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
+		Anomaly: defaultAnomaly(),
 	}
 }
 
@@ -260,6 +262,9 @@ func (c Config) Validate() error {
 	}
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
+	}
+	if err := c.Anomaly.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

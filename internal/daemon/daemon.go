@@ -50,6 +50,7 @@ type Agent struct {
 	rules  atomic.Pointer[rules.Set]
 	// fileSensor is kept to add the rules' watches to its interest set.
 	fileSensor *file.Sensor
+	learned    *learned // nil unless anomaly detection is on
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
 
@@ -148,6 +149,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Warn("procfs scan incomplete", "err", err)
 	}
 	a.log.Info("process cache filled from procfs", "processes", n)
+	a.selectExisting()
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -189,6 +191,10 @@ func (a *Agent) handle(rec []byte) {
 		a.decodeErrors.Add(1)
 		return
 	}
+	if h.Type == sensor.TypeSyscalls {
+		a.handleSyscalls(rec) // detector input, not an event
+		return
+	}
 	decode := a.decoders[h.Type]
 	if decode == nil {
 		a.decodeErrors.Add(1)
@@ -215,6 +221,9 @@ func (a *Agent) handle(rec []byte) {
 	}
 	a.received[h.Type].Add(1)
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
+	if a.learned != nil {
+		a.anomalyEvent(e)
+	}
 	a.evalRules(e)
 	select {
 	case a.queue <- e:

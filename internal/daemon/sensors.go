@@ -116,6 +116,12 @@ func (a *Agent) attach() (err error) {
 			a.decoders[t] = o.decode
 		}
 	}
+	if a.cfg.Anomaly.Enabled {
+		if err := a.startAnomaly(); err != nil {
+			a.log.Warn("sensor not loaded; running without it", "sensor", "seq", "err", err)
+			a.sensorErrors = append(a.sensorErrors, SensorStatus{Name: "seq", Error: err.Error()})
+		}
+	}
 	a.reader, err = sensor.NewReader(a.shared, a.cfg.Kernel.Poll.D())
 	return err
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/internal/detect/anomaly"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/version"
@@ -19,22 +20,23 @@ import (
 
 // Status is what `vigil status` shows: the agent's health and its counters.
 type Status struct {
-	Version         string         `json:"version"`
-	PID             int            `json:"pid"`
-	Started         time.Time      `json:"started"`
-	UptimeSeconds   float64        `json:"uptime_seconds"`
-	Sensors         []SensorStatus `json:"sensors"`
-	EventsPerSecond float64        `json:"events_per_second"`
-	Events          []KindCounts   `json:"events"`
-	DecodeErrors    uint64         `json:"decode_errors"`
-	DuplicateExits  uint64         `json:"duplicate_exits"`
-	Written         uint64         `json:"written"`
-	SinkErrors      uint64         `json:"sink_errors"`
-	Queue           Gauge          `json:"queue"`
-	RingBuffer      Gauge          `json:"ring_buffer_bytes"`
-	ProcessCache    proc.Stats     `json:"process_cache"`
-	Rules           RuleStatus     `json:"rules"`
-	KernelError     string         `json:"kernel_error,omitempty"`
+	Version         string                  `json:"version"`
+	PID             int                     `json:"pid"`
+	Started         time.Time               `json:"started"`
+	UptimeSeconds   float64                 `json:"uptime_seconds"`
+	Sensors         []SensorStatus          `json:"sensors"`
+	EventsPerSecond float64                 `json:"events_per_second"`
+	Events          []KindCounts            `json:"events"`
+	DecodeErrors    uint64                  `json:"decode_errors"`
+	DuplicateExits  uint64                  `json:"duplicate_exits"`
+	Written         uint64                  `json:"written"`
+	SinkErrors      uint64                  `json:"sink_errors"`
+	Queue           Gauge                   `json:"queue"`
+	RingBuffer      Gauge                   `json:"ring_buffer_bytes"`
+	ProcessCache    proc.Stats              `json:"process_cache"`
+	Rules           RuleStatus              `json:"rules"`
+	Anomaly         []anomaly.ProfileStatus `json:"anomaly,omitempty"`
+	KernelError     string                  `json:"kernel_error,omitempty"`
 }
 
 // SensorStatus says which kernel hooks a sensor holds, or why it is not running.
@@ -91,6 +93,7 @@ func (a *Agent) Status() Status {
 		RingBuffer:      Gauge{Used: a.reader.Pending(), Capacity: int(a.shared.Events.MaxEntries())},
 		ProcessCache:    a.cache.Stats(),
 	}
+	st.Anomaly = a.AnomalyStatus()
 	st.Rules = RuleStatus{AlertsRaised: a.alertsRaised.Load(), AlertsDropped: a.alertsDropped.Load(),
 		Reloads: a.reloads.Load(), ReloadFailures: a.reloadFailures.Load()}
 	if set := a.rules.Load(); set != nil {

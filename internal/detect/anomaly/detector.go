@@ -43,6 +43,11 @@ type DetectorConfig struct {
 	// Dir keeps each learned profile as a JSON file, loaded at start; empty:
 	// profiles live in memory only.
 	Dir string
+	// Startup is how many syscalls of a newly started process are its
+	// start-up: learned, but neither held out to calibrate on nor judged.
+	// A program's start-up runs once per process, so it is mostly never
+	// seen again; judging it would make every restart an anomaly.
+	Startup int
 	// MaxStreams bounds the threads followed at once.
 	MaxStreams int
 }
@@ -95,6 +100,7 @@ type Detector struct {
 	profiles  []*Profile // by ID-1
 	byProgram map[string]*Profile
 	streams   map[streamKey]*stream
+	startup   map[uint32]int // pid -> start-up syscalls still to come
 }
 
 // maxCalib bounds the batches a learning profile holds out.
@@ -108,7 +114,7 @@ func NewDetector(cfg DetectorConfig) (*Detector, error) {
 	if cfg.MaxStreams <= 0 {
 		cfg.MaxStreams = 65536
 	}
-	d := &Detector{cfg: cfg, byProgram: map[string]*Profile{}, streams: map[streamKey]*stream{}}
+	d := &Detector{cfg: cfg, byProgram: map[string]*Profile{}, streams: map[streamKey]*stream{}, startup: map[uint32]int{}}
 	if cfg.Dir == "" {
 		return d, nil
 	}
@@ -200,26 +206,55 @@ func (d *Detector) Feed(now time.Time, b Batch, found func(Finding)) {
 	if p.Started.IsZero() {
 		p.Started = now
 	}
-	p.batches++
 	p.syscalls += uint64(len(b.Nr))
+	starting := false
+	if left, ok := d.startup[b.PID]; ok {
+		starting = true
+		if left -= len(b.Nr); left > 0 {
+			d.startup[b.PID] = left
+		} else {
+			delete(d.startup, b.PID)
+		}
+	}
 	switch p.Mode {
 	case Learning:
-		d.learn(p, s, b.Nr)
+		d.learn(p, s, b.Nr, starting)
 		if now.Sub(p.Started) >= d.cfg.Learn && p.syscalls >= uint64(d.cfg.MinSyscalls) {
 			d.finishLearning(now, p)
 		}
 	case Detecting:
-		d.detect(p, s, b, found)
+		d.detect(p, s, b, starting, found)
 	}
 	if b.End {
 		delete(d.streams, key)
 	}
 }
 
-// learn adds a batch to the profile, or every fifth to the held-out set.
-func (d *Detector) learn(p *Profile, s *stream, nr []uint16) {
+// Started says that pid is a process that has just started a program (an
+// exec, not a fork): its first Startup syscalls are its start-up.
+func (d *Detector) Started(pid uint32) {
+	if d.cfg.Startup <= 0 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.startup) >= d.cfg.MaxStreams {
+		for k := range d.startup {
+			delete(d.startup, k)
+			break
+		}
+	}
+	d.startup[pid] = d.cfg.Startup
+}
+
+// learn adds a batch to the profile, or every fifth past start-up to the
+// held-out set.
+func (d *Detector) learn(p *Profile, s *stream, nr []uint16, starting bool) {
 	seg := append(slices.Clone(s.context), nr...)
-	if p.batches%Folds == 0 && len(p.calib) < maxCalib {
+	if !starting {
+		p.batches++
+	}
+	if !starting && p.batches%Folds == 0 && len(p.calib) < maxCalib {
 		p.calib = append(p.calib, seg)
 	} else {
 		p.model.Learn(seg)
@@ -251,26 +286,46 @@ func (d *Detector) finishLearning(now time.Time, p *Profile) {
 	}
 }
 
-func (d *Detector) detect(p *Profile, s *stream, b Batch, found func(Finding)) {
+func (d *Detector) detect(p *Profile, s *stream, b Batch, starting bool, found func(Finding)) {
 	if s.score == nil {
 		s.score = p.model.NewStream()
 	}
 	for _, x := range b.Nr {
 		v, ok := s.score.Add(x)
-		if !ok {
-			continue
+		if ok && !starting {
+			d.judge(p, s, b, v, found)
 		}
-		if v <= p.model.Threshold {
-			s.alerted = false
-			continue
-		}
-		if s.alerted {
-			continue
-		}
-		s.alerted = true
-		p.anomalies++
-		found(Finding{Program: p.Program, PID: b.PID, TID: b.TID, Score: v, Threshold: p.model.Threshold, Unusual: s.score.Unusual()})
 	}
+	// A thread that ends before it filled a frame (a child that execs
+	// soon after its fork) is judged on the n-grams it made.
+	if st := s.score; b.End && !starting && st.grams > 0 && st.grams < len(st.frame) {
+		d.judge(p, s, b, st.sum/float64(st.grams), found)
+	}
+}
+
+// judge reports a frame above the threshold, once per run of such frames.
+func (d *Detector) judge(p *Profile, s *stream, b Batch, score float64, found func(Finding)) {
+	if score <= p.model.Threshold {
+		s.alerted = false
+		return
+	}
+	if s.alerted {
+		return
+	}
+	s.alerted = true
+	p.anomalies++
+	found(Finding{Program: p.Program, PID: b.PID, TID: b.TID, Score: score, Threshold: p.model.Threshold, Unusual: s.score.Unusual()})
+}
+
+// Lookup returns the id of a program's profile, if it has one.
+func (d *Detector) Lookup(program string) (uint32, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.byProgram[program]
+	if !ok {
+		return 0, false
+	}
+	return p.ID, true
 }
 
 // Spawn tells the detector that a process of the program exec'd exe. While

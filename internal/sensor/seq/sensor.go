@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -129,4 +130,12 @@ func Decode(rec []byte, b *Batch) error {
 		b.Nr = append(b.Nr, le.Uint16(r[24+2*i:]))
 	}
 	return nil
+}
+
+// Name is the name of a syscall number of this architecture, or its number.
+func Name(nr uint16) string {
+	if n, ok := names[nr]; ok {
+		return n
+	}
+	return strconv.Itoa(int(nr))
 }
