@@ -106,6 +106,7 @@ type Resolver struct {
 	mu       sync.Mutex
 	byID     map[uint64]*entry
 	byPID    map[pidKey]*entry
+	byPath   map[string]*entry       // containers listed by Containers
 	index    map[string]runtimeState // runc/crun containers by cgroup path
 	indexAt  time.Time
 	stats    Stats
