@@ -215,13 +215,15 @@ func (r *Resolver) Lookup(cgroupID uint64, pid uint32, startBoot uint64) (*event
 		}
 		return r.lookupPIDLocked(pid, startBoot)
 	}
-	now := r.cfg.Now()
 	e := r.byID[cgroupID]
 	if e != nil && e.missAt.IsZero() {
 		r.stats.Hits++
-		r.refreshLocked(e, now)
+		if e.incomplete() {
+			r.refreshLocked(e, r.cfg.Now())
+		}
 		return e.result()
 	}
+	now := r.cfg.Now()
 	if e != nil && now.Sub(e.missAt) < missRetry {
 		return nil, event.OriginUnknown
 	}
@@ -235,6 +237,12 @@ func (r *Resolver) Lookup(cgroupID uint64, pid uint32, startBoot uint64) (*event
 	e = r.entryForPathLocked(path, now)
 	r.storeLocked(cgroupID, e)
 	return e.result()
+}
+
+// incomplete: a container the runtime's state named nothing of yet, to be
+// described again (at most three descriptions).
+func (e *entry) incomplete() bool {
+	return e.c != nil && e.tries < 3 && (e.c.Name == "" || e.c.Runtime == "")
 }
 
 func (e *entry) result() (*event.Container, event.Origin) {
@@ -276,7 +284,7 @@ func (r *Resolver) describeLocked(e *entry, now time.Time) {
 // the first time: runtimes may write their state after the first process
 // of the container has run.
 func (r *Resolver) refreshLocked(e *entry, now time.Time) {
-	if e.c == nil || e.tries >= 3 || (e.c.Name != "" && e.c.Runtime != "") || now.Sub(e.descAt) < nameRetry {
+	if !e.incomplete() || now.Sub(e.descAt) < nameRetry {
 		return
 	}
 	r.describeLocked(e, now)
