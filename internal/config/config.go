@@ -32,6 +32,8 @@ type Config struct {
 	Rules   Rules   `yaml:"rules"`
 	Paths   Paths   `yaml:"paths"`
 	Anomaly Anomaly `yaml:"anomaly"`
+	// Containers: attribution and resource abuse (containers.go).
+	Containers Containers `yaml:"containers"`
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
@@ -166,9 +168,10 @@ func Default() Config {
 			Net:    Sensor{Enabled: On, Outcome: "any"},
 			Kernel: Sensor{Enabled: On, Outcome: "any"},
 		},
-		Rules:   Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
-		Paths:   Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
-		Anomaly: defaultAnomaly(),
+		Rules:      Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
+		Paths:      Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
+		Anomaly:    defaultAnomaly(),
+		Containers: defaultContainers(),
 	}
 }
 
@@ -259,6 +262,9 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("sensors.file: %q is not an absolute path", p))
 			}
 		}
+	}
+	if err := c.Containers.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))

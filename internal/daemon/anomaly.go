@@ -128,6 +128,7 @@ func (a *Agent) anomalyFound(f anomaly.Finding) {
 	}
 	e.Process.TID = f.TID
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
+	a.ctrs.enrich(e, a.emitAlert) // the container the program runs in
 	al := &event.Alert{Severity: event.SeverityWarning, Tags: []string{"anomaly"}}
 	if f.Spawned != "" {
 		al.RuleID, al.RuleName = "anomaly-spawn", "Program ran an executable it never ran while learned"

@@ -37,6 +37,7 @@ type Agent struct {
 	host  event.Host
 	clock sensor.Clock
 	cache *proc.Cache
+	ctrs  *containers // container attribution and resources; nil when off
 	sinks []sink.Sink
 
 	shared       *sensor.Shared
@@ -116,6 +117,7 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		MaxEntries: cfg.Process.MaxEntries,
 		ExitGrace:  cfg.Process.ExitGrace.D(),
 	})
+	a.ctrs = newContainers(cfg, log)
 
 	if err := a.attach(); err != nil {
 		a.Close()
@@ -172,8 +174,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 
+	stopSampler := a.ctrs.start(ctx, a.emitAlert)
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
+	stopSampler()  // it emits alerts: stop it before they are closed
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
@@ -221,6 +225,7 @@ func (a *Agent) handle(rec []byte) {
 	}
 	a.received[h.Type].Add(1)
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
+	a.ctrs.enrich(e, a.emitAlert)
 	if a.learned != nil {
 		a.anomalyEvent(e)
 	}
@@ -348,6 +353,7 @@ func (a *Agent) Close() error {
 		}
 		errs = append(errs, a.closeSensors())
 		errs = append(errs, a.shared.Close())
+		errs = append(errs, a.ctrs.close())
 		for _, s := range a.sinks {
 			errs = append(errs, s.Close())
 		}

@@ -54,6 +54,8 @@ func NewAlert(a Alert, trigger *Event) *Event {
 		Process:   trigger.Process,
 		Parent:    trigger.Parent,
 		Ancestors: trigger.Ancestors,
+		Origin:    trigger.Origin,
+		Container: trigger.Container,
 		Alert:     &a,
 	}
 }

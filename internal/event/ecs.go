@@ -9,24 +9,25 @@ import (
 // Document is an Event rendered with Elastic Common Schema field names, the
 // shape every JSON output shares. docs/events.md describes each field.
 type Document struct {
-	Timestamp   string       `json:"@timestamp"`
-	Event       ecsEvent     `json:"event"`
-	Process     ecsProcess   `json:"process"`
-	User        ecsUser      `json:"user"`
-	Group       ecsID        `json:"group"`
-	Host        *ecsHost     `json:"host,omitempty"`
-	Container   *ecsID       `json:"container,omitempty"`
-	File        *ecsFile     `json:"file,omitempty"`
-	Source      *ecsEndpoint `json:"source,omitempty"`
-	Destination *ecsEndpoint `json:"destination,omitempty"`
-	Network     *ecsNetwork  `json:"network,omitempty"`
-	DNS         *ecsDNS      `json:"dns,omitempty"`
-	Error       *ecsError    `json:"error,omitempty"`
-	Rule        *ecsRule     `json:"rule,omitempty"`
-	Threat      *ecsThreat   `json:"threat,omitempty"`
-	Message     string       `json:"message,omitempty"`
-	Tags        []string     `json:"tags,omitempty"`
-	Vigil       vigilDetails `json:"vigil"`
+	Timestamp    string           `json:"@timestamp"`
+	Event        ecsEvent         `json:"event"`
+	Process      ecsProcess       `json:"process"`
+	User         ecsUser          `json:"user"`
+	Group        ecsID            `json:"group"`
+	Host         *ecsHost         `json:"host,omitempty"`
+	Container    *ecsContainer    `json:"container,omitempty"`
+	Orchestrator *ecsOrchestrator `json:"orchestrator,omitempty"`
+	File         *ecsFile         `json:"file,omitempty"`
+	Source       *ecsEndpoint     `json:"source,omitempty"`
+	Destination  *ecsEndpoint     `json:"destination,omitempty"`
+	Network      *ecsNetwork      `json:"network,omitempty"`
+	DNS          *ecsDNS          `json:"dns,omitempty"`
+	Error        *ecsError        `json:"error,omitempty"`
+	Rule         *ecsRule         `json:"rule,omitempty"`
+	Threat       *ecsThreat       `json:"threat,omitempty"`
+	Message      string           `json:"message,omitempty"`
+	Tags         []string         `json:"tags,omitempty"`
+	Vigil        vigilDetails     `json:"vigil"`
 }
 
 type ecsRule struct {
@@ -142,6 +143,8 @@ type ecsThread struct {
 }
 
 type vigilDetails struct {
+	// Origin: "host" or "container"; absent when not resolved.
+	Origin  string        `json:"origin,omitempty"`
 	Process *vigilProcess `json:"process,omitempty"`
 	Exec    *vigilExec    `json:"exec,omitempty"`
 	Exit    *vigilExit    `json:"exit,omitempty"`
@@ -247,7 +250,10 @@ type vigilExit struct {
 }
 
 type vigilCgroup struct {
-	ID uint64 `json:"id"`
+	ID   uint64 `json:"id"`
+	Path string `json:"path,omitempty"`
+	// PodQoS is the Kubernetes QoS class the cgroup path names.
+	PodQoS string `json:"pod_qos,omitempty"`
 }
 
 const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
@@ -325,6 +331,7 @@ func (e *Event) Doc(host *Host, seq uint64) Document {
 	if e.Process.CgroupID != 0 {
 		d.Vigil.Cgroup = &vigilCgroup{ID: e.Process.CgroupID}
 	}
+	containerDoc(e, &d)
 	if e.Exit != nil {
 		code := e.Exit.Code
 		d.Process.ExitCode = &code

@@ -68,6 +68,11 @@ type Event struct {
 	Net    *Net
 	Kernel *Kernel
 	Alert  *Alert
+
+	// Origin and Container are filled by container attribution from the
+	// process's cgroup: Container is set when Origin is OriginContainer.
+	Origin    Origin
+	Container *Container
 }
 
 // Exec holds what is particular to an exec beyond the new Process.

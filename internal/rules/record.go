@@ -133,6 +133,8 @@ type recEvent struct {
 	Net       *recNet       `json:"net,omitempty"`
 	Kernel    *recKernel    `json:"kernel,omitempty"`
 	Alert     *recAlert     `json:"alert,omitempty"`
+	Origin    uint8         `json:"origin,omitempty"`
+	Container *recContainer `json:"container,omitempty"`
 }
 
 type recProcess struct {
@@ -320,6 +322,7 @@ func toRec(e *event.Event) *recEvent {
 			r.Alert.Trigger = toRec(a.Trigger)
 		}
 	}
+	r.Origin, r.Container = uint8(e.Origin), toRecContainer(e.Container)
 	return r
 }
 
@@ -404,5 +407,6 @@ func (r *recEvent) event() (*event.Event, error) {
 			e.Alert.Trigger = t
 		}
 	}
+	e.Origin, e.Container = event.Origin(r.Origin), r.Container.container()
 	return e, nil
 }

@@ -66,24 +66,26 @@ const (
 	instEvent = iota
 	instProcess
 	instParent
-	instProcessIDs                      // 4 ids of the process: user, real_user, group, real_group
-	instParentIDs  = instProcessIDs + 4 // and of the parent
-	instUser       = instParentIDs + 4
-	instGroup      = instUser + 1
-	instFile       = instGroup + 1
-	instSource     = instFile + 1
-	instDest       = instSource + 1
-	instNetwork    = instDest + 1
-	instDNS        = instNetwork + 1
-	instQuestion   = instDNS + 1
-	instCred       = instQuestion + 1
-	instCredOld    = instCred + 1
-	instCredNew    = instCredOld + 1
-	instKernel     = instCredNew + 1
-	instContainer  = instKernel + 1
-	instHost       = instContainer + 1
-	instError      = instHost + 1
-	numInst        = instError + 1
+	instProcessIDs                        // 4 ids of the process: user, real_user, group, real_group
+	instParentIDs    = instProcessIDs + 4 // and of the parent
+	instUser         = instParentIDs + 4
+	instGroup        = instUser + 1
+	instFile         = instGroup + 1
+	instSource       = instFile + 1
+	instDest         = instSource + 1
+	instNetwork      = instDest + 1
+	instDNS          = instNetwork + 1
+	instQuestion     = instDNS + 1
+	instCred         = instQuestion + 1
+	instCredOld      = instCred + 1
+	instCredNew      = instCredOld + 1
+	instKernel       = instCredNew + 1
+	instContainer    = instKernel + 1
+	instHost         = instContainer + 1
+	instError        = instHost + 1
+	instOrchestrator = instError + 1
+	instOrchResource = instOrchestrator + 1
+	numInst          = instOrchResource + 1
 )
 
 // Which id an ID object reads.
@@ -307,12 +309,71 @@ func newSchema() *schema {
 		kstr("params", func(k *event.Kernel) *string { return &k.Params }),
 	)
 
-	// Containers are not resolved yet: the fields exist so that rules can
-	// be written against them, and read empty for every process.
+	// Containers, as container attribution fills them: empty on the host.
+	ctr := func(o *objVal) *event.Container {
+		if c := o.c.e.Container; c != nil {
+			return c
+		}
+		return &noContainer
+	}
+	ensureCtr := func(e *event.Event) *event.Container {
+		if e.Container == nil {
+			e.Container = &event.Container{}
+			e.Origin = event.OriginContainer
+		}
+		return e.Container
+	}
+	cstr := func(name string, f func(c *event.Container) *string) *fieldDef {
+		return str(name, func(o *objVal) string { return *f(ctr(o)) }, setStr(func(e *event.Event) *string { return f(ensureCtr(e)) }))
+	}
 	container := obj("Container",
-		derivedStr("id", func(*objVal) string { return "" }, ""),
-		derivedStr("name", func(*objVal) string { return "" }, ""),
-		derivedStr("image", func(*objVal) string { return "" }, ""),
+		cstr("id", func(c *event.Container) *string { return &c.ID }),
+		cstr("name", func(c *event.Container) *string { return &c.Name }),
+		cstr("image", func(c *event.Container) *string { return &c.Image }),
+		cstr("runtime", func(c *event.Container) *string { return &c.Runtime }),
+		flag("host", func(o *objVal) bool { return o.c.e.Origin == event.OriginHost }, func(e *event.Event, v any) error {
+			if v.(bool) {
+				e.Origin, e.Container = event.OriginHost, nil
+			}
+			return nil
+		}),
+	)
+	// Kubernetes, from the container's pod.
+	pod := func(o *objVal) *event.Pod {
+		if c := o.c.e.Container; c != nil && c.Pod != nil {
+			return c.Pod
+		}
+		return &noPod
+	}
+	ensurePod := func(e *event.Event) *event.Pod {
+		c := ensureCtr(e)
+		if c.Pod == nil {
+			c.Pod = &event.Pod{}
+		}
+		return c.Pod
+	}
+	pstrK := func(name string, f func(p *event.Pod) *string) *fieldDef {
+		return str(name, func(o *objVal) string { return *f(pod(o)) }, setStr(func(e *event.Event) *string { return f(ensurePod(e)) }))
+	}
+	resource := obj("OrchestratorResource",
+		pstrK("name", func(p *event.Pod) *string { return &p.Name }),
+		pstrK("id", func(p *event.Pod) *string { return &p.UID }),
+		derivedStr("type", func(o *objVal) string {
+			if pod(o) != &noPod {
+				return "pod"
+			}
+			return ""
+		}, "orchestrator.resource.name"),
+	)
+	orchestrator := obj("Orchestrator",
+		derivedStr("type", func(o *objVal) string {
+			if pod(o) != &noPod {
+				return "kubernetes"
+			}
+			return ""
+		}, "orchestrator.resource.name"),
+		pstrK("namespace", func(p *event.Pod) *string { return &p.Namespace }),
+		object("resource", resource, func(o *objVal) *objVal { return &o.c.inst[instOrchResource] }),
 	)
 	host := obj("Host", derivedStr("name", func(o *objVal) string { return o.c.host }, ""))
 	errObj := obj("Error", str("code", func(o *objVal) string { return errorCode(o.c.e) }, setErrorCode))
@@ -332,6 +393,7 @@ func newSchema() *schema {
 		{"container", container, instContainer},
 		{"host", host, instHost},
 		{"error", errObj, instError},
+		{"orchestrator", orchestrator, instOrchestrator},
 	}
 	return s
 }
@@ -766,6 +828,9 @@ var (
 	noDNS     event.DNSQuestion
 	noCred    event.Cred
 	noKernel  event.Kernel
+	// noContainer and noPod are read for host processes.
+	noContainer event.Container
+	noPod       event.Pod
 )
 
 var (
