@@ -164,9 +164,8 @@ func (s *Stream) Add(x uint16) (score float64, ok bool) {
 			return 0, false
 		}
 	}
-	if s.sum < 0 { // rounding
-		s.sum = 0
-	}
+	// The running sum drifts by rounding; a frame's score is in [0, 1].
+	s.sum = max(0, min(s.sum, float64(len(s.frame))))
 	return s.sum / float64(len(s.frame)), true
 }
 

@@ -1,6 +1,7 @@
 package seq
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"io"
@@ -28,6 +29,7 @@ func TestMain(m *testing.M) {
 }
 
 func child() {
+	os.Stdout.WriteString("ready\n")
 	var b [1]byte
 	os.Stdin.Read(b[:])
 	for range 200 {
@@ -127,7 +129,16 @@ func run(t *testing.T, s *Sensor, mode string) uint32 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Select once the child runs: Start may return before the exec is
+	// complete, and an exec ends a selection.
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
 	pid := uint32(cmd.Process.Pid)
