@@ -34,6 +34,11 @@ type Config struct {
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
+
+	// Where results go besides Output: outputs.go.
+	Store   Store   `yaml:"store"`
+	Web     Web     `yaml:"web"`
+	Metrics Metrics `yaml:"metrics"`
 }
 
 // Rules says where detection rules come from.
@@ -110,7 +115,7 @@ type Paths struct {
 
 // Default is the configuration `vigil run` uses with no file.
 func Default() Config {
-	return Config{
+	c := Config{
 		Output:        "-",
 		StatusSocket:  "/run/vigil/status.sock",
 		LogLevel:      "info",
@@ -127,6 +132,8 @@ func Default() Config {
 		Rules: Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
 		Paths: Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
 	}
+	defaultOutputs(&c)
+	return c
 }
 
 // defaultCgroupfs is the cgroup v2 hierarchy: /sys/fs/cgroup on a unified
@@ -220,6 +227,7 @@ func (c Config) Validate() error {
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}
+	errs = append(errs, c.validateOutputs()...)
 	return errors.Join(errs...)
 }
 
