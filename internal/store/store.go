@@ -150,6 +150,9 @@ func dsn(path string, readOnly bool) string {
 		q.Add("_pragma", "query_only(1)")
 		q.Set("mode", "rw") // never create a database a reader asked for
 	} else {
+		// auto_vacuum takes effect only on a new database, before WAL
+		// mode writes its first page: it lets retention give pages back.
+		q.Add("_pragma", "auto_vacuum(INCREMENTAL)")
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "journal_size_limit(67108864)")
@@ -187,12 +190,6 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("store %s: %w", o.Path, err)
 	}
 	db.SetMaxOpenConns(1) // one writer; readers have their own pool
-	// auto_vacuum must be chosen before the first table: it lets retention
-	// give pages back to the file system.
-	if _, err := db.Exec("PRAGMA auto_vacuum = INCREMENTAL"); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store %s: %w", o.Path, err)
-	}
 	if _, err := db.Exec(schema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", o.Path, err)
@@ -462,8 +459,12 @@ func (s *Store) Prune() error {
 	}
 	if n > 0 {
 		s.pruned.Add(uint64(n))
+		// Free pages go back to the file system, and the WAL into the file.
 		if _, err := s.db.Exec("PRAGMA incremental_vacuum"); err != nil {
 			return fmt.Errorf("vacuum: %w", err)
+		}
+		if _, err := s.db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
 		}
 	}
 	return nil

@@ -246,6 +246,9 @@ func TestRetentionBySizeDropsEventsBeforeAlerts(t *testing.T) {
 	if after > limit {
 		t.Errorf("used size %d after pruning, want at most %d", after, limit)
 	}
+	if st.Size() > limit+limit/4 {
+		t.Errorf("file is %d bytes after pruning, want the freed pages given back", st.Size())
+	}
 	left, _ := r.Events(context.Background(), Filter{Limit: 1 << 20})
 	if len(left) == 0 || len(left) == len(evs) {
 		t.Fatalf("%d of %d events left", len(left), len(evs))
