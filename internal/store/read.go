@@ -54,8 +54,10 @@ func (r *Reader) Close() error { return r.db.Close() }
 
 // Filter selects rows. Zero fields select everything.
 type Filter struct {
-	Since       time.Time
-	AfterID     int64 // rows with a larger id, oldest first (for --follow)
+	Since time.Time
+	// AfterID, when not 0, selects rows with a larger id, oldest first (for
+	// --follow); -1 starts from the first row.
+	AfterID     int64
 	Rule        string
 	MinSeverity event.Severity
 	Process     string // process name, executable, or executable's base name
@@ -112,7 +114,7 @@ func (f Filter) where(alerts bool) (string, []any) {
 	if !f.Since.IsZero() {
 		add("time >= ?", f.Since.UnixNano())
 	}
-	if f.AfterID > 0 {
+	if f.AfterID != 0 {
 		add("id > ?", f.AfterID)
 	}
 	if p := f.Process; p != "" {
@@ -158,7 +160,7 @@ func (f Filter) order() (string, bool) {
 	if limit <= 0 {
 		limit = 100
 	}
-	if f.AfterID > 0 {
+	if f.AfterID != 0 {
 		return fmt.Sprintf(" ORDER BY id ASC LIMIT %d", limit), false
 	}
 	return fmt.Sprintf(" ORDER BY id DESC LIMIT %d", limit), true
