@@ -67,6 +67,8 @@ type Agent struct {
 
 	rate      atomic.Uint64 // events/s over the last sample, as float64 bits
 	closeOnce sync.Once
+
+	out outputs // store, web page, metrics: outputs.go
 }
 
 // New checks the machine, opens the configured output, and loads and attaches
@@ -105,6 +107,12 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 			return nil, err
 		}
 		a.sinks = append(a.sinks, rec)
+	}
+	if err := a.openStore(); err != nil {
+		for _, s := range a.sinks {
+			s.Close()
+		}
+		return nil, err
 	}
 	a.cache = proc.New(proc.Config{
 		BootID:     a.host.BootID,
@@ -168,6 +176,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			go srv.Serve()
 		}
 	}
+
+	stopHTTP := a.serveHTTP()
+	defer stopHTTP()
 
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
