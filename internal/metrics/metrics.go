@@ -88,9 +88,9 @@ type desc = *prometheus.Desc
 type collector struct {
 	snapshot func() Snapshot
 
-	kernelSent, kernelLost, kernelFiltered, received, queueDropped desc
-	decodeErrors, sinkErrors, alertsRaised, alertsDropped, ruleHits desc
-	sinkQueued, sinkCapacity, sinkWritten, sinkDropped, sinkFailures desc
+	kernelSent, kernelLost, kernelFiltered, received, queueDropped        desc
+	decodeErrors, sinkErrors, alertsRaised, alertsDropped, ruleHits       desc
+	sinkQueued, sinkCapacity, sinkWritten, sinkDropped, sinkFailures      desc
 	queueUsed, queueCapacity, ringUsed, ringCapacity, processes, sensorUp desc
 }
 

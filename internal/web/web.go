@@ -35,17 +35,17 @@ var pages = template.Must(template.ParseFS(assets, "assets/*.html"))
 
 // Health is the agent's state, as the page shows it.
 type Health struct {
-	Version         string      `json:"version"`
-	Host            string      `json:"host"`
-	UptimeSeconds   float64     `json:"uptime_seconds"`
-	EventsPerSecond float64     `json:"events_per_second"`
-	Sensors         []Sensor    `json:"sensors"`
-	Kinds           []KindDrops `json:"kinds"`
+	Version         string       `json:"version"`
+	Host            string       `json:"host"`
+	UptimeSeconds   float64      `json:"uptime_seconds"`
+	EventsPerSecond float64      `json:"events_per_second"`
+	Sensors         []Sensor     `json:"sensors"`
+	Kinds           []KindDrops  `json:"kinds"`
 	Sinks           []sink.Stats `json:"sinks"`
-	DecodeErrors    uint64 `json:"decode_errors"`
-	SinkErrors      uint64 `json:"sink_errors"`
-	AlertsRaised    uint64 `json:"alerts_raised"`
-	AlertsDropped   uint64 `json:"alerts_dropped"`
+	DecodeErrors    uint64       `json:"decode_errors"`
+	SinkErrors      uint64       `json:"sink_errors"`
+	AlertsRaised    uint64       `json:"alerts_raised"`
+	AlertsDropped   uint64       `json:"alerts_dropped"`
 }
 
 // Sensor is one sensor's state: "running", "partial" (some hooks missing)
