@@ -345,6 +345,36 @@ scrape_configs:
 	} {
 		wait(q)
 	}
+
+	// Every query of the Grafana dashboard is PromQL that Prometheus accepts.
+	b, err := os.ReadFile("../../deploy/grafana/vigil.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.NewReplacer("$job", ".*", "$instance", ".*", "$__rate_interval", "1m")
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			resp, err := http.Get("http://" + promAddr + "/api/v1/query?query=" + url.QueryEscape(vars.Replace(tg.Expr)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r struct{ Status, Error string }
+			json.NewDecoder(resp.Body).Decode(&r)
+			resp.Body.Close()
+			if r.Status != "success" {
+				t.Errorf("dashboard panel %q: Prometheus refuses %s: %s", p.Title, tg.Expr, r.Error)
+			}
+		}
+	}
 }
 
 type promSample struct {

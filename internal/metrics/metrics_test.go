@@ -1,8 +1,11 @@
 package metrics
 
 import (
+	"encoding/json"
 	"io"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -51,5 +54,51 @@ func TestExposition(t *testing.T) {
 	}
 	if problems, err := testutil.GatherAndLint(m.Registry()); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %+v", err, problems)
+	}
+}
+
+// TestDashboardUsesExportedSeries: every series the Grafana dashboard in
+// deploy/grafana queries is one this package exports.
+func TestDashboardUsesExportedSeries(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/grafana/vigil.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("dashboard is not JSON: %v", err)
+	}
+	m := New(func() Snapshot {
+		return Snapshot{Kinds: []Kind{{Name: "exec"}}, RuleHits: map[string]uint64{"r": 1},
+			Sinks: []sink.Stats{{Name: "store"}}, Sensors: []Sensor{{Name: "process", Up: true}}}
+	})
+	m.Responses.WithLabelValues("kill", "ok").Inc()
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, f := range families {
+		exported[f.GetName()] = true
+	}
+	name := regexp.MustCompile(`\b(vigil_[a-z_]+|process_[a-z_]+)\b`)
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, s := range name.FindAllString(tg.Expr, -1) {
+				n++
+				if !exported[s] {
+					t.Errorf("panel %q queries %s, which is not exported", p.Title, s)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("the dashboard queries only %d series", n)
 	}
 }
