@@ -113,7 +113,9 @@ func New(ctx context.Context, o Options) *Server {
 	static, _ := fs.Sub(assets, "assets")
 	s.mux.HandleFunc("GET /login", s.loginPage)
 	s.mux.HandleFunc("POST /login", s.login)
-	s.mux.Handle("GET /static/", s.auth(http.StripPrefix("/static/", http.FileServerFS(static))))
+	// The script and the style sheet hold no data: the login form uses the
+	// style sheet before there is a cookie.
+	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	s.mux.Handle("GET /{$}", s.auth(http.HandlerFunc(s.index)))
 	s.mux.Handle("GET /api/alerts", s.auth(http.HandlerFunc(s.alerts)))
 	s.mux.Handle("GET /api/alerts/{id}", s.auth(http.HandlerFunc(s.alert)))
