@@ -37,6 +37,11 @@ type Config struct {
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
+
+	// Where results go besides Output: outputs.go.
+	Store   Store   `yaml:"store"`
+	Web     Web     `yaml:"web"`
+	Metrics Metrics `yaml:"metrics"`
 }
 
 // Rules says where detection rules come from.
@@ -154,7 +159,7 @@ type Paths struct {
 
 // Default is the configuration `vigil run` uses with no file.
 func Default() Config {
-	return Config{
+	c := Config{
 		Output:        "-",
 		StatusSocket:  "/run/vigil/status.sock",
 		LogLevel:      "info",
@@ -173,6 +178,8 @@ func Default() Config {
 		Anomaly:    defaultAnomaly(),
 		Containers: defaultContainers(),
 	}
+	defaultOutputs(&c)
+	return c
 }
 
 // defaultCgroupfs is the cgroup v2 hierarchy: /sys/fs/cgroup on a unified
@@ -272,6 +279,7 @@ func (c Config) Validate() error {
 	if err := c.Anomaly.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateOutputs()...)
 	return errors.Join(errs...)
 }
 

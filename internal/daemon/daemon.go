@@ -70,6 +70,8 @@ type Agent struct {
 
 	rate      atomic.Uint64 // events/s over the last sample, as float64 bits
 	closeOnce sync.Once
+
+	out outputs // store, web page, metrics: outputs.go
 }
 
 // New checks the machine, opens the configured output, and loads and attaches
@@ -108,6 +110,12 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 			return nil, err
 		}
 		a.sinks = append(a.sinks, rec)
+	}
+	if err := a.openStore(); err != nil {
+		for _, s := range a.sinks {
+			s.Close()
+		}
+		return nil, err
 	}
 	a.cache = proc.New(proc.Config{
 		BootID:     a.host.BootID,
@@ -175,6 +183,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	stopSampler := a.ctrs.start(ctx, a.emitAlert)
+	stopHTTP := a.serveHTTP()
+	defer stopHTTP()
+
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
 	stopSampler()  // it emits alerts: stop it before they are closed

@@ -88,6 +88,7 @@ func (a *Agent) evalRules(e *event.Event) {
 
 func (a *Agent) emitAlert(al *event.Event) {
 	a.alertsRaised.Add(1)
+	a.ruleHit(al.Alert)
 	select {
 	case a.alerts <- al:
 	default:
