@@ -158,7 +158,14 @@ func TestContainers(t *testing.T) {
 	t.Run("escape attempts", func(t *testing.T) {
 		pod.Exec(t, "unshare", "-m", "true")
 		pod.Exec(t, "mount", "-t", "cgroup", "-o", "memory", "cgroup", "/tmp")
-		for _, rule := range []string{"container-namespace-change", "container-privileged-mount", "container-mount"} {
+		// A program run through another process's root, as from a host
+		// pid namespace's /proc/1/root.
+		pod.Exec(t, "/proc/1/root/bin/sh", "-c", "true")
+		// A client of the runtime's socket (busybox nc has no -U: the
+		// attempt is what counts).
+		pod.Exec(t, "sh", "-c", "nc -U /var/run/docker.sock </dev/null 2>/dev/null; true")
+		for _, rule := range []string{"container-namespace-change", "container-privileged-mount", "container-mount",
+			"container-host-root-access", "container-runtime-socket-access"} {
 			e := sink.wait(t, rule+" alert", 10*time.Second, func(e *event.Event) bool {
 				return e.Kind == event.KindAlert && e.Alert.RuleID == rule && e.Container != nil && e.Container.ID == idPod
 			})
