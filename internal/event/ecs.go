@@ -152,11 +152,14 @@ type vigilDetails struct {
 	Net     *vigilNet     `json:"net,omitempty"`
 	Kernel  *vigilKernel  `json:"kernel,omitempty"`
 	Alert   *vigilAlert   `json:"alert,omitempty"`
+	// Response is set on response events (response.go).
+	Response *vigilResponse `json:"response,omitempty"`
 }
 
 type vigilAlert struct {
 	Severity string    `json:"severity"`
 	Response string    `json:"response,omitempty"`
+	DryRun   bool      `json:"dry_run,omitempty"`
 	Trigger  *Document `json:"trigger,omitempty"`
 }
 

@@ -19,18 +19,21 @@ const (
 	KindKernel
 	// KindAlert is a detection: a rule matched another event.
 	KindAlert
+	// KindResponse is an action taken (or not) because a rule asked for it.
+	KindResponse
 )
 
 var kindNames = [...]string{
-	KindUnknown: "unknown",
-	KindExec:    "exec",
-	KindFork:    "fork",
-	KindExit:    "exit",
-	KindFile:    "file",
-	KindCred:    "cred",
-	KindNet:     "net",
-	KindKernel:  "kernel",
-	KindAlert:   "alert",
+	KindUnknown:  "unknown",
+	KindExec:     "exec",
+	KindFork:     "fork",
+	KindExit:     "exit",
+	KindFile:     "file",
+	KindCred:     "cred",
+	KindNet:      "net",
+	KindKernel:   "kernel",
+	KindAlert:    "alert",
+	KindResponse: "response",
 }
 
 func (k Kind) String() string {
@@ -68,6 +71,8 @@ type Event struct {
 	Net    *Net
 	Kernel *Kernel
 	Alert  *Alert
+	// Response is set on KindResponse events.
+	Response *Response
 }
 
 // Exec holds what is particular to an exec beyond the new Process.

@@ -133,6 +133,7 @@ type recEvent struct {
 	Net       *recNet       `json:"net,omitempty"`
 	Kernel    *recKernel    `json:"kernel,omitempty"`
 	Alert     *recAlert     `json:"alert,omitempty"`
+	Response  *recResponse  `json:"response,omitempty"`
 }
 
 type recProcess struct {
@@ -264,7 +265,17 @@ type recAlert struct {
 	MITRE       []bstr    `json:"mitre"`
 	Message     bstr      `json:"message"`
 	Response    bstr      `json:"response"`
+	DryRun      bool      `json:"dry_run,omitempty"`
 	Trigger     *recEvent `json:"trigger,omitempty"`
+}
+
+type recResponse struct {
+	RuleID    bstr `json:"rule_id"`
+	Action    bstr `json:"action"`
+	Mechanism bstr `json:"mechanism"`
+	Target    bstr `json:"target"`
+	Outcome   bstr `json:"outcome"`
+	Reason    bstr `json:"reason"`
 }
 
 func toRec(e *event.Event) *recEvent {
@@ -315,10 +326,14 @@ func toRec(e *event.Event) *recEvent {
 	if a := e.Alert; a != nil {
 		r.Alert = &recAlert{RuleID: bstr(a.RuleID), RuleName: bstr(a.RuleName), Description: bstr(a.Description),
 			Severity: uint8(a.Severity), Tags: bstrs(a.Tags), MITRE: bstrs(a.MITRE), Message: bstr(a.Message),
-			Response: bstr(a.Response)}
+			Response: bstr(a.Response), DryRun: a.DryRun}
 		if a.Trigger != nil {
 			r.Alert.Trigger = toRec(a.Trigger)
 		}
+	}
+	if x := e.Response; x != nil {
+		r.Response = &recResponse{RuleID: bstr(x.RuleID), Action: bstr(x.Action), Mechanism: bstr(x.Mechanism),
+			Target: bstr(x.Target), Outcome: bstr(x.Outcome), Reason: bstr(x.Reason)}
 	}
 	return r
 }
@@ -347,6 +362,8 @@ func (r *recEvent) event() (*event.Event, error) {
 	case ok:
 	case r.Kind == event.KindAlert.String():
 		kind = event.KindAlert
+	case r.Kind == event.KindResponse.String():
+		kind = event.KindResponse
 	case r.Kind == event.KindUnknown.String():
 		kind = event.KindUnknown
 	default:
@@ -395,7 +412,7 @@ func (r *recEvent) event() (*event.Event, error) {
 	if a := r.Alert; a != nil {
 		e.Alert = &event.Alert{RuleID: string(a.RuleID), RuleName: string(a.RuleName), Description: string(a.Description),
 			Severity: event.Severity(a.Severity), Tags: strsOf(a.Tags), MITRE: strsOf(a.MITRE), Message: string(a.Message),
-			Response: string(a.Response)}
+			Response: string(a.Response), DryRun: a.DryRun}
 		if a.Trigger != nil {
 			t, err := a.Trigger.event()
 			if err != nil {
@@ -403,6 +420,10 @@ func (r *recEvent) event() (*event.Event, error) {
 			}
 			e.Alert.Trigger = t
 		}
+	}
+	if x := r.Response; x != nil {
+		e.Response = &event.Response{RuleID: string(x.RuleID), Action: string(x.Action), Mechanism: string(x.Mechanism),
+			Target: string(x.Target), Outcome: string(x.Outcome), Reason: string(x.Reason)}
 	}
 	return e, nil
 }
