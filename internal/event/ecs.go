@@ -169,6 +169,7 @@ type vigilExec struct {
 	StdinSocket  bool `json:"stdin_socket,omitempty"`
 	StdoutSocket bool `json:"stdout_socket,omitempty"`
 	StderrSocket bool `json:"stderr_socket,omitempty"`
+	Killed       bool `json:"killed,omitempty"`
 }
 
 type vigilFile struct {
@@ -323,7 +324,7 @@ func (e *Event) Doc(host *Host, seq uint64) Document {
 	d.Vigil.Process = vp
 	if x := e.Exec; x != nil {
 		d.Vigil.Exec = &vigilExec{SecureExec: x.SecureExec, FileUnlinked: x.FileUnlinked,
-			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket}
+			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket, Killed: x.Killed}
 	}
 	if e.Process.CgroupID != 0 {
 		d.Vigil.Cgroup = &vigilCgroup{ID: e.Process.CgroupID}

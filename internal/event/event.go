@@ -84,6 +84,9 @@ type Exec struct {
 	FileUnlinked bool
 	// StdioSockets: fds 0, 1 and 2 are sockets (as in a reverse shell).
 	StdinSocket, StdoutSocket, StderrSocket bool
+	// Killed: a kill rule matched in the kernel, which sent SIGKILL before
+	// the new program ran its first instruction.
+	Killed bool
 }
 
 // Process describes a process: its identity (PID and start time), the program

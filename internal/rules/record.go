@@ -183,6 +183,7 @@ type recExec struct {
 	StdinSocket  bool `json:"stdin_socket"`
 	StdoutSocket bool `json:"stdout_socket"`
 	StderrSocket bool `json:"stderr_socket"`
+	Killed       bool `json:"killed,omitempty"`
 }
 
 type recFile struct {
@@ -300,7 +301,7 @@ func toRec(e *event.Event) *recEvent {
 	}
 	if x := e.Exec; x != nil {
 		r.Exec = &recExec{SecureExec: x.SecureExec, FileUnlinked: x.FileUnlinked,
-			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket}
+			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket, Killed: x.Killed}
 	}
 	if f := e.File; f != nil {
 		r.File = &recFile{Op: bstr(f.Op), Path: bstr(f.Path), PathResolved: f.PathResolved, RawPath: bstr(f.RawPath),
@@ -386,7 +387,7 @@ func (r *recEvent) event() (*event.Event, error) {
 	}
 	if x := r.Exec; x != nil {
 		e.Exec = &event.Exec{SecureExec: x.SecureExec, FileUnlinked: x.FileUnlinked,
-			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket}
+			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket, Killed: x.Killed}
 	}
 	if f := r.File; f != nil {
 		e.File = &event.File{Op: event.FileOp(f.Op), Path: string(f.Path), PathResolved: f.PathResolved,
