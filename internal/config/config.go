@@ -31,6 +31,8 @@ type Config struct {
 	Sensors Sensors `yaml:"sensors"`
 	Rules   Rules   `yaml:"rules"`
 	Paths   Paths   `yaml:"paths"`
+	// Response is how rules' responses are carried out (response.go).
+	Response Response `yaml:"response"`
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
@@ -124,8 +126,9 @@ func Default() Config {
 			Net:    Sensor{Enabled: true, Outcome: "any"},
 			Kernel: Sensor{Enabled: true, Outcome: "any"},
 		},
-		Rules: Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
-		Paths: Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
+		Rules:    Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
+		Paths:    Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
+		Response: DefaultResponse(),
 	}
 }
 
@@ -217,6 +220,7 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.Response.validate()...)
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}

@@ -138,6 +138,7 @@ func testConfig(dir string) config.Config {
 	cfg.Output = filepath.Join(dir, "events.json")
 	cfg.StatusSocket = filepath.Join(dir, "status.sock")
 	cfg.StatsInterval = 0
+	cfg.Response = testResponse(dir)
 	return cfg
 }
 

@@ -486,9 +486,11 @@ func (g *Guard) active() bool {
 	return len(bl) > 0 || iso
 }
 
-// Close detaches the programs, clears the rules' denies and closes the
-// maps, which stay pinned. With Persist, while a block is active or the host
-// is isolated, the attachments are pinned instead and stay in force.
+// Close detaches the programs, clears the rules' denies and removes the
+// pinned state. With Persist, while a block is active or the host is
+// isolated, the maps and attachments stay pinned instead, in force, for the
+// next agent or `vigil isolate off` to take over. A Guard from OpenPinned
+// only closes its maps.
 func (g *Guard) Close() error {
 	if g.links == nil {
 		return nil
@@ -512,11 +514,13 @@ func (g *Guard) Close() error {
 		}
 		errs = append(errs, l.Close())
 	}
-	if !persist && len(g.links) > 0 {
-		os.Remove(g.linkDir())
-	}
+	attached := len(g.links) > 0
 	g.links = nil
 	errs = append(errs, g.objs.Close())
+	if attached && !persist {
+		// Nothing in force: no state to keep.
+		errs = append(errs, os.RemoveAll(g.cfg.PinDir))
+	}
 	return errors.Join(errs...)
 }
 
