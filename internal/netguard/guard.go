@@ -118,7 +118,7 @@ func Open(cfg Config) (*Guard, error) {
 // anything: what `vigil block` and `vigil isolate` use.
 func OpenPinned(dir string) (*Guard, error) {
 	if _, err := os.Stat(filepath.Join(dir, "vg_block")); err != nil {
-		return nil, fmt.Errorf("no enforcement state in %s (has the agent run?): %w", dir, err)
+		return nil, fmt.Errorf("no enforcement state in %s (is the agent running, with response.network on?): %w", dir, err)
 	}
 	return load(Config{PinDir: dir}, true)
 }
