@@ -17,6 +17,8 @@
 #               after the rules decide (the added latency of fanotify deny mode)
 #   open-other  open+close of /etc/hostname, which no deny rule names
 #   connect     TCP connect+close to a loopback listener: allowed by the hook
+#   udp-connect UDP socket+connect+close to loopback: the hook without TCP's
+#               handshake around it
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,6 +89,7 @@ for r in $(seq "$ROUNDS"); do
 		times[$s.open-held]+="$("$work/loop" open "$OPENS" "$work/protected/file") "
 		times[$s.open-other]+="$("$work/loop" open "$OPENS") "
 		times[$s.connect]+="$("$work/loop" connect "$CONNECTS") "
+		times[$s.udp-connect]+="$("$work/loop" udp-connect "$OPENS") "
 		stop "$s"
 	done
 done
@@ -95,11 +98,11 @@ median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? 
 "$work/vigil" version
 echo "kernel $(uname -r), $(nproc) CPUs, $ROUNDS rounds, median; open n=$OPENS, connect n=$CONNECTS"
 printf '%-11s' setup
-for w in open-held open-other connect; do printf ' %14s %7s' "$w (us/op)" ratio; done
+for w in open-held open-other connect udp-connect; do printf ' %14s %7s' "$w (us/op)" ratio; done
 echo
 for s in $SETUPS; do
 	printf '%-11s' "$s"
-	for w in open-held open-other connect; do
+	for w in open-held open-other connect udp-connect; do
 		n=$OPENS; [ $w = connect ] && n=$CONNECTS
 		v=$(median <<<"${times[$s.$w]}"); b=$(median <<<"${times[none.$w]}")
 		printf ' %14.2f %6.2fx' "$(awk -v a="$v" -v n="$n" 'BEGIN{print a/n*1e6}')" "$(awk -v a="$v" -v b="$b" 'BEGIN{print a/b}')"

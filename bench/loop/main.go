@@ -4,6 +4,7 @@
 //	loop open N [PATH]   open and close a file (/etc/hostname) N times
 //	loop exec N          fork and exec /bin/true N times, waiting for each
 //	loop connect N       TCP connect to a loopback listener of its own and close, N times
+//	loop udp-connect N   connect a UDP socket to 127.0.0.1:9 and close, N times (nothing is sent)
 package main
 
 import (
@@ -17,7 +18,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 || len(os.Args) > 4 {
-		fmt.Fprintln(os.Stderr, "usage: loop open|exec|connect N [PATH]")
+		fmt.Fprintln(os.Stderr, "usage: loop open|exec|connect|udp-connect N [PATH]")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -42,6 +43,8 @@ func main() {
 		err = openLoop(n, path)
 	case "connect":
 		err = connectLoop(n, ln)
+	case "udp-connect":
+		err = udpConnectLoop(n)
 	case "exec":
 		err = execLoop(n)
 	default:
