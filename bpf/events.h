@@ -38,6 +38,7 @@ enum exec_flag {
 	EXEC_STDIN_SOCKET = 1 << 7,  /* fd 0 is a socket */
 	EXEC_STDOUT_SOCKET = 1 << 8, /* fd 1 is a socket */
 	EXEC_STDERR_SOCKET = 1 << 9, /* fd 2 is a socket */
+	EXEC_KILLED = 1 << 10,       /* a kill rule matched: SIGKILL sent before the first instruction */
 };
 
 struct event_header {

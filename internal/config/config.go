@@ -34,6 +34,8 @@ type Config struct {
 	Anomaly Anomaly `yaml:"anomaly"`
 	// Containers: attribution and resource abuse (containers.go).
 	Containers Containers `yaml:"containers"`
+	// Response is how rules' responses are carried out (response.go).
+	Response Response `yaml:"response"`
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
@@ -177,6 +179,7 @@ func Default() Config {
 		Paths:      Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
 		Anomaly:    defaultAnomaly(),
 		Containers: defaultContainers(),
+		Response:   DefaultResponse(),
 	}
 	defaultOutputs(&c)
 	return c
@@ -273,6 +276,7 @@ func (c Config) Validate() error {
 	if err := c.Containers.validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Response.validate()...)
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/sensor/file"
+	"github.com/vigilsec/vigil/internal/sensor/process"
 	"github.com/vigilsec/vigil/internal/sink"
 	"github.com/vigilsec/vigil/internal/sink/jsonl"
 )
@@ -52,6 +53,9 @@ type Agent struct {
 	// fileSensor is kept to add the rules' watches to its interest set.
 	fileSensor *file.Sensor
 	learned    *learned // nil unless anomaly detection is on
+	// procSensor and resp carry out the rules' responses (respond.go).
+	procSensor *process.Sensor
+	resp       *responders
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
 
@@ -131,6 +135,10 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		a.Close()
 		return nil, err
 	}
+	if err := a.setupResponse(set); err != nil {
+		a.Close()
+		return nil, err
+	}
 	names := make([]string, len(a.sensors))
 	for i, s := range a.sensors {
 		names[i] = s.name
@@ -185,10 +193,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopSampler := a.ctrs.start(ctx, a.emitAlert)
 	stopHTTP := a.serveHTTP()
 	defer stopHTTP()
+	stopResponse := a.startResponse(ctx)
 
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
 	stopSampler()  // it emits alerts: stop it before they are closed
+	stopResponse() // the Denier sends to alerts too
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
@@ -362,6 +372,7 @@ func (a *Agent) Close() error {
 		if a.reader != nil {
 			errs = append(errs, a.reader.Close())
 		}
+		errs = append(errs, a.closeResponse())
 		errs = append(errs, a.closeSensors())
 		errs = append(errs, a.shared.Close())
 		errs = append(errs, a.ctrs.close())

@@ -140,6 +140,7 @@ func testConfig(dir string) config.Config {
 	cfg.StatsInterval = 0
 	cfg.Store.Path = filepath.Join(dir, "vigil.db")
 	cfg.Web.Listen, cfg.Metrics.Listen = "", "" // tests that need them set their own
+	cfg.Response = testResponse(dir)
 	return cfg
 }
 

@@ -48,6 +48,11 @@ func (a *Agent) Reload() error {
 		a.log.Error("rules not reloaded; the previous rules keep running", "err", err)
 		return err
 	}
+	if err := a.applyResponse(set); err != nil {
+		a.reloadFailures.Add(1)
+		a.log.Error("rules not reloaded; the previous rules keep running", "err", err)
+		return err
+	}
 	if err := a.watchRuleNeeds(set); err != nil {
 		a.log.Warn("file watches for the new rules incomplete", "err", err)
 	}
@@ -94,6 +99,7 @@ func (a *Agent) emitAlert(al *event.Event) {
 	default:
 		a.alertsDropped.Add(1)
 	}
+	a.respondTo(al)
 }
 
 // watchRuleDirs reloads the rules when a file in the rule directories

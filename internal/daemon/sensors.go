@@ -93,6 +93,7 @@ func (a *Agent) attach() (err error) {
 	if err != nil {
 		return err
 	}
+	a.procSensor = p
 	a.sensors = append(a.sensors, attached{name: "process", hooks: process.Hooks, closer: p})
 	a.decoders[sensor.TypeExec] = process.DecodeExec
 	a.decoders[sensor.TypeFork] = process.DecodeFork

@@ -155,11 +155,14 @@ type vigilDetails struct {
 	Net     *vigilNet     `json:"net,omitempty"`
 	Kernel  *vigilKernel  `json:"kernel,omitempty"`
 	Alert   *vigilAlert   `json:"alert,omitempty"`
+	// Response is set on response events (response.go).
+	Response *vigilResponse `json:"response,omitempty"`
 }
 
 type vigilAlert struct {
 	Severity string    `json:"severity"`
 	Response string    `json:"response,omitempty"`
+	DryRun   bool      `json:"dry_run,omitempty"`
 	Trigger  *Document `json:"trigger,omitempty"`
 }
 
@@ -169,6 +172,7 @@ type vigilExec struct {
 	StdinSocket  bool `json:"stdin_socket,omitempty"`
 	StdoutSocket bool `json:"stdout_socket,omitempty"`
 	StderrSocket bool `json:"stderr_socket,omitempty"`
+	Killed       bool `json:"killed,omitempty"`
 }
 
 type vigilFile struct {
@@ -326,7 +330,7 @@ func (e *Event) Doc(host *Host, seq uint64) Document {
 	d.Vigil.Process = vp
 	if x := e.Exec; x != nil {
 		d.Vigil.Exec = &vigilExec{SecureExec: x.SecureExec, FileUnlinked: x.FileUnlinked,
-			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket}
+			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket, Killed: x.Killed}
 	}
 	if e.Process.CgroupID != 0 {
 		d.Vigil.Cgroup = &vigilCgroup{ID: e.Process.CgroupID}
