@@ -19,6 +19,7 @@ import (
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/sensor/process"
+	"github.com/vigilsec/vigil/internal/web"
 )
 
 // responders carries out the rules' responses: the policy (respond), the
@@ -68,6 +69,7 @@ func (a *Agent) setupResponse(set *rules.Set) error {
 	var blocker respond.Blocker
 	if rs.guard != nil {
 		blocker = guardBlocker{rs.guard}
+		a.SetBlockList(webBlocks{rs.guard})
 	}
 	rs.r = respond.New(respond.Config{
 		DryRun:        rc.DryRun,
@@ -294,6 +296,9 @@ func (a *Agent) emitResponse(e *event.Event) {
 		return
 	}
 	a.resp.emitted.Add(1)
+	if r := e.Response; r != nil && a.out.metrics != nil {
+		a.out.metrics.Responses.WithLabelValues(r.Action, r.Outcome).Inc()
+	}
 	select {
 	case a.alerts <- e:
 	default:
@@ -367,4 +372,19 @@ func (a *Agent) closeResponse() error {
 		errs = append(errs, rs.guard.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// webBlocks shows netguard's block list on the web page.
+type webBlocks struct{ g *netguard.Guard }
+
+func (w webBlocks) Blocked() []web.Blocked {
+	list, err := w.g.List()
+	if err != nil {
+		return nil
+	}
+	out := make([]web.Blocked, 0, len(list))
+	for _, b := range list {
+		out = append(out, web.Blocked{Prefix: b.Prefix.String(), Reason: b.Source.String(), Until: b.Until})
+	}
+	return out
 }

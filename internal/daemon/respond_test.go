@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/testenv"
@@ -137,6 +139,10 @@ func TestResponsesFromRules(t *testing.T) {
 	r := events.waitFor(t, "kill response", isResponse("test-kill-at-exec", event.ResponseDone))
 	if r.Response.Mechanism != "bpf_send_signal at exec" || r.Process.Executable != killProg {
 		t.Errorf("kill response %+v of %s", r.Response, r.Process.Executable)
+	}
+	// Prometheus counts it.
+	if n := testutil.ToFloat64(a.Responses().WithLabelValues(r.Response.Action, r.Response.Outcome)); n < 1 {
+		t.Errorf("vigil_responses_total{action=%q,result=%q} = %v", r.Response.Action, r.Response.Outcome, n)
 	}
 
 	// dry run: touch runs, the event says what would have happened.
