@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/event"
+	"github.com/vigilsec/vigil/internal/kernelcap"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
@@ -50,6 +51,7 @@ type Agent struct {
 	rules  atomic.Pointer[rules.Set]
 	// fileSensor is kept to add the rules' watches to its interest set.
 	fileSensor *file.Sensor
+	kernel     kernelcap.Report // what this kernel offers; the mechanism per job
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
 
@@ -94,6 +96,7 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		return nil, err
 	}
 	a.rules.Store(set)
+	a.kernel = probeKernel(log)
 	out, err := jsonl.Open(cfg.Output, &a.host)
 	if err != nil {
 		return nil, err

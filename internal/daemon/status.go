@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/internal/kernelcap"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/version"
@@ -35,6 +36,10 @@ type Status struct {
 	ProcessCache    proc.Stats     `json:"process_cache"`
 	Rules           RuleStatus     `json:"rules"`
 	KernelError     string         `json:"kernel_error,omitempty"`
+
+	// Kernel is what the kernel offers, probed at start-up, and the
+	// mechanism picked for each job.
+	Kernel kernelcap.Report `json:"kernel"`
 }
 
 // SensorStatus says which kernel hooks a sensor holds, or why it is not running.
@@ -91,6 +96,7 @@ func (a *Agent) Status() Status {
 		RingBuffer:      Gauge{Used: a.reader.Pending(), Capacity: int(a.shared.Events.MaxEntries())},
 		ProcessCache:    a.cache.Stats(),
 	}
+	st.Kernel = a.kernel
 	st.Rules = RuleStatus{AlertsRaised: a.alertsRaised.Load(), AlertsDropped: a.alertsDropped.Load(),
 		Reloads: a.reloads.Load(), ReloadFailures: a.reloadFailures.Load()}
 	if set := a.rules.Load(); set != nil {
