@@ -33,9 +33,9 @@ func TestResponseSection(t *testing.T) {
 func TestResponseErrors(t *testing.T) {
 	for body, want := range map[string]string{
 		"response:\n  isolate_allow:\n    - 10.0.0.0/8\n    - 10.0.0.300\n": `line 4: "10.0.0.300" is not an address or CIDR`,
-		"response:\n  rate_limit: -1\n":                                  "response.rate_limit: -1 must not be negative",
-		"response:\n  allow_programs: [sshd]\n":                          `response.allow_programs: "sshd" is not an absolute path`,
-		"response:\n  decision_timeout: soon\n":                          `line 2: "soon" is not a duration`,
+		"response:\n  rate_limit: -1\n":                                     "response.rate_limit: -1 must not be negative",
+		"response:\n  allow_programs: [sshd]\n":                             `response.allow_programs: "sshd" is not an absolute path`,
+		"response:\n  decision_timeout: soon\n":                             `line 2: "soon" is not a duration`,
 	} {
 		p := write(t, body)
 		_, err := Load(p)
