@@ -32,6 +32,8 @@ bench:
 test-kernels:
 	test/kernels/run.sh $(KERNELS)
 
-# The packages whose code paths only other kernels pick (BPF LSM): ~2-3 min.
+# The code paths only other kernels pick (BPF LSM): the probe and guard
+# packages, and a deny rule carried out by the agent with BPF LSM: ~4 min.
 test-kernels-quick:
 	VIGIL_KT_PKGS=kernelcap,lsmguard test/kernels/run.sh $(KERNELS)
+	VIGIL_KT_PKGS=internal/daemon VIGIL_KT_RUN=TestResponsesFromRules test/kernels/run.sh $(KERNELS)

@@ -32,6 +32,7 @@ type responders struct {
 	guardErr  error
 	denier    *respond.Denier
 	denierErr error
+	lsm       *lsmDeny // nil unless BPF LSM runs here
 
 	mu      sync.Mutex
 	set     *rules.Set      // the rules last applied
@@ -81,6 +82,7 @@ func (a *Agent) setupResponse(set *rules.Set) error {
 		CgroupRoot:    a.cfg.Paths.Cgroupfs,
 		ProcRoot:      a.cfg.Paths.Procfs,
 	}, blocker, a.emitResponse)
+	rs.lsm = a.openLSM()
 	if rc.Fanotify {
 		d, err := respond.NewDenier(respond.DenyConfig{Timeout: rc.DecisionTimeout.D(), FailOpen: rc.FailOpen, DryRun: rc.DryRun},
 			a.processByPID, rs.r.ProcessSafe, a.emitResponse)
@@ -146,9 +148,12 @@ func (a *Agent) applyResponse(set *rules.Set) error {
 	var denies []netguard.Deny
 	var open, exec, openTrees, execTrees []string
 	dry := a.cfg.Response.DryRun
+	// Deny rules on files alone go to BPF LSM where it runs; fanotify
+	// decides the others.
+	inKernel := rs.lsm.plan(set, dry)
 	for _, ri := range set.Rules() {
 		p := ri.Plan
-		if !ri.Enabled || p == nil {
+		if !ri.Enabled || p == nil || inKernel[ri.ID] {
 			continue
 		}
 		refuse := func(need string, err error) {
@@ -181,10 +186,15 @@ func (a *Agent) applyResponse(set *rules.Set) error {
 			return err
 		}
 	}
+	if rs.lsm != nil {
+		if err := rs.lsm.apply(set, inKernel); err != nil {
+			return err
+		}
+	}
 	if rs.denier != nil {
 		// Deny rules decide in dry run too: the Denier reports them.
 		sub, err := set.Subset(func(ri rules.RuleInfo) bool {
-			return ri.Response == "deny" && ri.Plan != nil && (ri.Plan.DenyOpen != nil || ri.Plan.DenyExec != nil)
+			return ri.Response == "deny" && ri.Plan != nil && (ri.Plan.DenyOpen != nil || ri.Plan.DenyExec != nil) && !inKernel[ri.ID]
 		})
 		if err != nil {
 			return err
@@ -315,6 +325,11 @@ func (a *Agent) startResponse(ctx context.Context) (stop func()) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	if rs.lsm != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.runLSMDenials(rs.lsm) }()
+		go func() { <-ctx.Done(); rs.lsm.g.Close() }() // ends runLSMDenials
+	}
 	if rs.denier != nil {
 		wg.Add(1)
 		go func() {
@@ -370,6 +385,9 @@ func (a *Agent) closeResponse() error {
 	}
 	if rs.guard != nil {
 		errs = append(errs, rs.guard.Close())
+	}
+	if rs.lsm != nil {
+		errs = append(errs, rs.lsm.g.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -122,9 +122,16 @@ static __always_inline int deny(__u32 op, __u64 cgroup, __u64 ino, __u32 dev, __
 	return -EPERM;
 }
 
+#define X_PF_KTHREAD 0x00200000
+
+/* Never acted on: the agent, init and kernel threads (docs/response.md). */
 static __always_inline bool exempt(void)
 {
-	return exempt_tgid && (bpf_get_current_pid_tgid() >> 32) == exempt_tgid;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (tgid == 1 || (exempt_tgid && tgid == exempt_tgid))
+		return true;
+	struct task_struct *t = bpf_get_current_task_btf();
+	return t->flags & X_PF_KTHREAD;
 }
 
 static __always_inline int check_inode(struct inode *inode, __u32 op)
