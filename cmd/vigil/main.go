@@ -17,7 +17,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), statusCmd(), versionCmd(), rulesCmd(), replayCmd(), traceCmd(), anomalyCmd())
+	root.AddCommand(runCmd(), statusCmd(), versionCmd(), rulesCmd(), replayCmd(), traceCmd(), anomalyCmd(), doctorCmd(), configCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)
 		var ee exitError
