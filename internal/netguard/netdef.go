@@ -29,9 +29,9 @@ type Accounting struct {
 	Enabled bool
 	// AutoBlock blocks, in the kernel, a source over a limit within one
 	// CPU's one-second window, for BlockFor. Zero limits are off.
-	AutoBlock                  bool
-	PPS, BitsPS, SYNsPS        uint64
-	BlockFor                   time.Duration
+	AutoBlock           bool
+	PPS, BitsPS, SYNsPS uint64
+	BlockFor            time.Duration
 	// PairWindow: a (source, port) or (source, host) pair seen longer ago
 	// than this counts as new again. Default one minute.
 	PairWindow time.Duration
