@@ -280,7 +280,7 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Response.validate()...)
-	if err := c.NetDefense.validate(); err != nil {
+	if err := c.NetDefense.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Output == "" {

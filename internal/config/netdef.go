@@ -159,7 +159,8 @@ func oneOf(v string, words ...string) bool {
 	return false
 }
 
-func (n NetDefense) validate() error {
+// Validate checks the section.
+func (n NetDefense) Validate() error {
 	if !n.Enabled {
 		return nil
 	}
