@@ -559,8 +559,8 @@ func (df *Defender) connect(e *event.Event) {
 	}
 	q, queried := df.queries[e.Process.PID]
 	queried = queried && q.start == e.Process.StartBoot && e.Time.Sub(q.at) <= df.cfg.Intel.Attribute.D()
-	key := fmt.Sprintf("%d/%d/%s", e.Process.PID, e.Process.StartBoot, dst)
 	if queried {
+		key := fmt.Sprintf("%d/%d/%s", e.Process.PID, e.Process.StartBoot, dst)
 		if df.attrib[key] {
 			queried = false
 		} else {

@@ -352,15 +352,42 @@ type dest struct {
 }
 
 type outState struct {
-	dests   []dest
-	alerted map[string]time.Time // by scan type
+	dests   []dest                 // within the window, oldest first
+	hosts   map[netip.Addr]int     // connects per host in dests
+	pairs   map[netip.AddrPort]int // connects per host and port in dests
+	ports   map[netip.Addr]int     // distinct ports per host in dests
+	alerted map[string]time.Time   // by scan type
+}
+
+func (st *outState) add(x dest) {
+	st.dests = append(st.dests, x)
+	st.hosts[x.addr]++
+	ap := netip.AddrPortFrom(x.addr, x.port)
+	if st.pairs[ap]++; st.pairs[ap] == 1 {
+		st.ports[x.addr]++
+	}
+}
+
+func (st *outState) drop() {
+	x := st.dests[0]
+	st.dests = st.dests[1:]
+	if st.hosts[x.addr]--; st.hosts[x.addr] == 0 {
+		delete(st.hosts, x.addr)
+	}
+	ap := netip.AddrPortFrom(x.addr, x.port)
+	if st.pairs[ap]--; st.pairs[ap] == 0 {
+		delete(st.pairs, ap)
+		if st.ports[x.addr]--; st.ports[x.addr] == 0 {
+			delete(st.ports, x.addr)
+		}
+	}
 }
 
 // maxDests bounds what is kept per process.
 const maxDests = 4096
 
 // ObserveConnect takes a connect event and returns an outbound scan it
-// completes, if any.
+// completes, if any. Its cost does not grow with the window's contents.
 func (d *Detector) ObserveConnect(e *event.Event) []Finding {
 	if e.Net == nil || e.Net.Op != event.NetConnect || !e.Net.Destination.IsValid() ||
 		d.cfg.OutPorts <= 0 && d.cfg.OutHosts <= 0 {
@@ -371,42 +398,32 @@ func (d *Detector) ObserveConnect(e *event.Event) []Finding {
 	k := procKey{e.Process.PID, e.Process.StartBoot}
 	st := d.out[k]
 	if st == nil {
-		st = &outState{alerted: map[string]time.Time{}}
+		st = &outState{hosts: map[netip.Addr]int{}, pairs: map[netip.AddrPort]int{}, ports: map[netip.Addr]int{},
+			alerted: map[string]time.Time{}}
 		d.out[k] = st
 	}
 	w := d.cfg.OutWindow
 	since := e.Time.Add(-w)
-	i := 0
-	for i < len(st.dests) && st.dests[i].at.Before(since) {
-		i++
-	}
-	st.dests = st.dests[i:]
-	if len(st.dests) >= maxDests {
-		st.dests = st.dests[1:]
+	for len(st.dests) > 0 && (st.dests[0].at.Before(since) || len(st.dests) >= maxDests) {
+		st.drop()
 	}
 	dst := e.Net.Destination
-	st.dests = append(st.dests, dest{at: e.Time, addr: dst.Addr().Unmap(), port: dst.Port()})
-	hosts := map[netip.Addr]bool{}
-	ports := map[uint16]bool{}
-	for _, x := range st.dests {
-		hosts[x.addr] = true
-		if x.addr == dst.Addr().Unmap() {
-			ports[x.port] = true
-		}
-	}
+	addr := dst.Addr().Unmap()
+	st.add(dest{at: e.Time, addr: addr, port: dst.Port()})
+	nports, nhosts := st.ports[addr], len(st.hosts)
 	var out []Finding
-	emit := func(typ string, addr netip.Addr) {
+	emit := func(typ string, a netip.Addr) {
 		if at, ok := st.alerted[typ]; ok && e.Time.Sub(at) < w {
 			return
 		}
 		st.alerted[typ] = e.Time
-		out = append(out, Finding{Kind: ScanOutbound, At: e.Time, Addr: addr, ScanType: typ,
-			Ports: len(ports), Hosts: len(hosts), Window: w, Trigger: e})
+		out = append(out, Finding{Kind: ScanOutbound, At: e.Time, Addr: a, ScanType: typ,
+			Ports: nports, Hosts: nhosts, Window: w, Trigger: e})
 	}
-	if d.cfg.OutPorts > 0 && len(ports) >= d.cfg.OutPorts {
-		emit(ScanPorts, dst.Addr().Unmap())
+	if d.cfg.OutPorts > 0 && nports >= d.cfg.OutPorts {
+		emit(ScanPorts, addr)
 	}
-	if d.cfg.OutHosts > 0 && len(hosts) >= d.cfg.OutHosts {
+	if d.cfg.OutHosts > 0 && nhosts >= d.cfg.OutHosts {
 		emit(ScanHosts, netip.Addr{})
 	}
 	return out
