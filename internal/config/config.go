@@ -37,6 +37,8 @@ type Config struct {
 	Containers Containers `yaml:"containers"`
 	// Response is how rules' responses are carried out (response.go).
 	Response Response `yaml:"response"`
+	// NetDefense: floods, scans, threat intelligence, payloads (netdef.go).
+	NetDefense NetDefense `yaml:"netdefense"`
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
@@ -191,6 +193,7 @@ func Default() Config {
 		Anomaly:    defaultAnomaly(),
 		Containers: defaultContainers(),
 		Response:   DefaultResponse(),
+		NetDefense: defaultNetDefense(),
 	}
 	defaultOutputs(&c)
 	return c
@@ -288,6 +291,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Response.validate()...)
+	if err := c.NetDefense.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/kernelcap"
+	"github.com/vigilsec/vigil/internal/netdef"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
@@ -58,6 +59,7 @@ type Agent struct {
 	procSensor *process.Sensor
 	resp       *responders
 	kernel     kernelcap.Report // what this kernel offers; the mechanism per job
+	netdef     *netdef.Defender // nil when network defence is off (netdef.go)
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
 
@@ -142,6 +144,10 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		a.Close()
 		return nil, err
 	}
+	if err := a.setupNetDefense(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	names := make([]string, len(a.sensors))
 	for i, s := range a.sensors {
 		names[i] = s.name
@@ -197,11 +203,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopHTTP := a.serveHTTP()
 	defer stopHTTP()
 	stopResponse := a.startResponse(ctx)
+	stopNetDefense := a.startNetDefense(ctx)
 
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
 	stopSampler()  // it emits alerts: stop it before they are closed
 	stopResponse() // the Denier sends to alerts too
+	stopNetDefense()
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
@@ -250,6 +258,7 @@ func (a *Agent) handle(rec []byte) {
 	a.received[h.Type].Add(1)
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
 	a.ctrs.enrich(e, a.emitAlert)
+	a.netDefenseEvent(e)
 	if a.learned != nil {
 		a.anomalyEvent(e)
 	}
@@ -375,6 +384,7 @@ func (a *Agent) Close() error {
 		if a.reader != nil {
 			errs = append(errs, a.reader.Close())
 		}
+		errs = append(errs, a.closeNetDefense())
 		errs = append(errs, a.closeResponse())
 		errs = append(errs, a.closeSensors())
 		errs = append(errs, a.shared.Close())

@@ -56,7 +56,16 @@ func TestEveryKeyIsListed(t *testing.T) {
 		}
 	}
 	walk("", &n)
-	if diff := cmp.Diff(Keys(opts), sortStrings(keys)); diff != "" {
+	// Keys of list elements (a[].b) have no place in the defaults' YAML,
+	// whose lists may be empty: the element types are checked by the doc
+	// comments below.
+	var ref []string
+	for _, k := range Keys(opts) {
+		if !strings.Contains(k, "[]") {
+			ref = append(ref, k)
+		}
+	}
+	if diff := cmp.Diff(ref, sortStrings(keys)); diff != "" {
 		t.Errorf("reference keys (-) vs YAML keys (+):\n%s", diff)
 	}
 	for _, o := range opts {
