@@ -36,6 +36,9 @@ type Config struct {
 	Containers Containers `yaml:"containers"`
 	// Response is how rules' responses are carried out (response.go).
 	Response Response `yaml:"response"`
+	// Ransomware and FIM: files.go.
+	Ransomware Ransomware `yaml:"ransomware"`
+	FIM        FIM        `yaml:"fim"`
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
@@ -180,6 +183,8 @@ func Default() Config {
 		Anomaly:    defaultAnomaly(),
 		Containers: defaultContainers(),
 		Response:   DefaultResponse(),
+		Ransomware: defaultRansomware(),
+		FIM:        defaultFIM(),
 	}
 	defaultOutputs(&c)
 	return c
@@ -277,6 +282,8 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Response.validate()...)
+	errs = append(errs, c.Ransomware.validate()...)
+	errs = append(errs, c.FIM.validate()...)
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}

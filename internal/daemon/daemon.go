@@ -52,7 +52,9 @@ type Agent struct {
 	rules  atomic.Pointer[rules.Set]
 	// fileSensor is kept to add the rules' watches to its interest set.
 	fileSensor *file.Sensor
-	learned    *learned // nil unless anomaly detection is on
+	learned    *learned     // nil unless anomaly detection is on
+	ransom     *ransomState // nil unless the ransomware detector is on (ransom.go)
+	fim        *fimLive     // nil unless live integrity checks are on (fim.go)
 	// procSensor and resp carry out the rules' responses (respond.go).
 	procSensor *process.Sensor
 	resp       *responders
@@ -218,6 +220,10 @@ func (a *Agent) handle(rec []byte) {
 	}
 	if h.Type == sensor.TypeSyscalls {
 		a.handleSyscalls(rec) // detector input, not an event
+		return
+	}
+	if h.Type == sensor.TypeWrite {
+		a.handleWrite(rec) // detector input, not an event
 		return
 	}
 	decode := a.decoders[h.Type]

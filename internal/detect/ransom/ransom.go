@@ -253,6 +253,8 @@ func tally(ops []Obs) (t Tally, touched []string) {
 			t.Bytes += o.Bytes
 			if o.Created {
 				created[o.Path] = true
+				// unlink X, create X: replaced (tar x over a tree), not lost
+				delete(removed, o.Path)
 			}
 			if o.HighEntropy {
 				enc[o.Path] = true

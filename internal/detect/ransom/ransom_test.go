@@ -103,6 +103,13 @@ func TestBenignStaysQuiet(t *testing.T) {
 				s.write(doc(i)+".gz", true, true, "gzip").unlink(doc(i))
 			}
 		},
+		// tar x over an existing tree: unlink X, create X.
+		"tar-x-over": func(s *script) {
+			for i := range 50 {
+				p := fmt.Sprintf("/srv/out/r%d.bin", i)
+				s.unlink(p).write(p, true, true, "")
+			}
+		},
 		// tar x of an archive of random data into a new directory.
 		"tar-x-random": func(s *script) {
 			for i := range 50 {

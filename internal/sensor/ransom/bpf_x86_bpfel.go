@@ -96,6 +96,7 @@ type bpfWproc struct {
 	EncCreates  uint32
 	Unlinks     uint32
 	Killed      uint32
+	LastUnlink  uint64
 }
 
 type bpfWriteEvent struct {

@@ -93,6 +93,7 @@ struct wproc {
 	__u32 enc_creates;  /* files created with high-entropy data */
 	__u32 unlinks;
 	__u32 killed;
+	__u64 last_unlink; /* name hash of the last file unlinked: made again, it was replaced (tar x) */
 };
 
 struct {
@@ -241,6 +242,58 @@ static __always_inline __u32 operand_write(struct scratch *s, int dfd, const cha
 	return off;
 }
 
+/* ---- names ---- */
+
+struct name_hash {
+	__u64 h;
+	bool done;
+};
+
+/* FNV-1a of the last component of the string at NAME_OFF; a '/' restarts it. */
+static long name_hash_step(__u64 i, void *arg)
+{
+	struct name_hash *nh = arg;
+	struct scratch *s = scratch_get();
+	if (!s)
+		return 1;
+	__u8 c = s->buf[NAME_OFF + (i & (NAME_BYTES - 1))];
+	if (c == 0) {
+		nh->done = true;
+		return 1;
+	}
+	if (c == '/') {
+		nh->h = 0xcbf29ce484222325ULL;
+		return 0;
+	}
+	nh->h = (nh->h ^ c) * 0x100000001b3ULL;
+	return 0;
+}
+
+/* The hash of the last component of the string at NAME_OFF, 0 when none. */
+static __always_inline __u64 name_hash_scratch(void)
+{
+	struct name_hash nh = {.h = 0xcbf29ce484222325ULL};
+	bpf_loop(NAME_BYTES, name_hash_step, &nh, 0);
+	return nh.done ? nh.h : 0;
+}
+
+static __always_inline __u64 user_name_hash(const char *raw)
+{
+	struct scratch *s = scratch_get();
+	if (!s || bpf_probe_read_user_str(&s->buf[NAME_OFF], NAME_BYTES, raw) <= 0)
+		return 0;
+	return name_hash_scratch();
+}
+
+static __always_inline __u64 dentry_name_hash(struct dentry *d)
+{
+	struct scratch *s = scratch_get();
+	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+	if (!s || bpf_probe_read_kernel_str(&s->buf[NAME_OFF], NAME_BYTES, name) <= 0)
+		return 0;
+	return name_hash_scratch();
+}
+
 /* ---- opens ---- */
 
 static __always_inline bool out_of_scope(__u32 tgid)
@@ -285,8 +338,16 @@ static __always_inline int open_exit(long ret, __u32 flags)
 
 	struct wfd_key key = {.tgid = tgid, .fd = ret};
 	struct wfd v = {.file = (__u64)file};
-	if (BPF_CORE_READ(file, f_mode) & 0x100000 /* FMODE_CREATED */)
+	if (BPF_CORE_READ(file, f_mode) & 0x100000 /* FMODE_CREATED */) {
 		v.flags |= WRITE_CREATED;
+		/* unlink X, create X: a replacement (tar x over a tree), not a loss */
+		struct wproc *p = proc_get(tgid, false);
+		if (p && p->last_unlink && p->unlinks &&
+		    dentry_name_hash(BPF_CORE_READ(file, f_path.dentry)) == p->last_unlink) {
+			p->unlinks--;
+			p->last_unlink = 0;
+		}
+	}
 	if (flags & O_TRUNC)
 		v.flags |= WRITE_TRUNCATED;
 	bpf_map_update_elem(&vigil_rw_fds, &key, &v, BPF_ANY);
@@ -556,41 +617,6 @@ int vigil_rw_close(struct trace_event_raw_sys_enter *ctx)
 
 /* ---- unlink, rename ---- */
 
-struct name_hash {
-	__u64 h;
-	bool done;
-};
-
-/* FNV-1a of the last component of the string at NAME_OFF; a '/' restarts it. */
-static long name_hash_step(__u64 i, void *arg)
-{
-	struct name_hash *nh = arg;
-	struct scratch *s = scratch_get();
-	if (!s)
-		return 1;
-	__u8 c = s->buf[NAME_OFF + (i & (NAME_BYTES - 1))];
-	if (c == 0) {
-		nh->done = true;
-		return 1;
-	}
-	if (c == '/') {
-		nh->h = 0xcbf29ce484222325ULL;
-		return 0;
-	}
-	nh->h = (nh->h ^ c) * 0x100000001b3ULL;
-	return 0;
-}
-
-static __always_inline bool is_decoy_name(const char *raw)
-{
-	struct scratch *s = scratch_get();
-	if (!s || bpf_probe_read_user_str(&s->buf[NAME_OFF], NAME_BYTES, raw) <= 0)
-		return false;
-	struct name_hash nh = {.h = 0xcbf29ce484222325ULL};
-	bpf_loop(NAME_BYTES, name_hash_step, &nh, 0);
-	return nh.done && bpf_map_lookup_elem(&vigil_decoy_names, &nh.h);
-}
-
 static __always_inline int remove_exit(long ret, __u32 op, int dfd, const char *raw, int dfd2, const char *raw2)
 {
 	if (ret < 0)
@@ -598,7 +624,8 @@ static __always_inline int remove_exit(long ret, __u32 op, int dfd, const char *
 	__u32 tgid = current_tgid();
 	if (out_of_scope(tgid))
 		return 0;
-	bool decoy = decoy_names && is_decoy_name(raw);
+	__u64 h = decoy_names || op == WRITE_UNLINK ? user_name_hash(raw) : 0;
+	bool decoy = decoy_names && h && bpf_map_lookup_elem(&vigil_decoy_names, &h);
 	struct wproc *p = proc_get(tgid, decoy);
 	if (!p)
 		return 0; /* wrote nothing in the window: not sent */
@@ -606,8 +633,10 @@ static __always_inline int remove_exit(long ret, __u32 op, int dfd, const char *
 	if (!s)
 		return 0;
 	__u32 flags = decoy ? WRITE_DECOY : 0;
-	if (op == WRITE_UNLINK)
+	if (op == WRITE_UNLINK) {
 		p->unlinks++;
+		p->last_unlink = h;
+	}
 	if (decoy && decoy_kill && !p->killed) {
 		p->killed = 1;
 		bpf_send_signal(SIGKILL);

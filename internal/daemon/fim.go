@@ -1,0 +1,3 @@
+package daemon
+
+type fimLive struct{}
