@@ -141,6 +141,9 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		a.Close()
 		return nil, err
 	}
+	if err := a.setupFIM(); err != nil {
+		log.Warn("live file integrity checks off", "err", err)
+	}
 	names := make([]string, len(a.sensors))
 	for i, s := range a.sensors {
 		names[i] = s.name
@@ -196,11 +199,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopHTTP := a.serveHTTP()
 	defer stopHTTP()
 	stopResponse := a.startResponse(ctx)
+	stopFIM := a.startFIM(ctx)
 
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
 	stopSampler()  // it emits alerts: stop it before they are closed
 	stopResponse() // the Denier sends to alerts too
+	stopFIM()
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
@@ -257,6 +262,7 @@ func (a *Agent) handle(rec []byte) {
 		a.anomalyEvent(e)
 	}
 	a.evalRules(e)
+	a.fimEvent(e)
 	select {
 	case a.queue <- e:
 	default:
