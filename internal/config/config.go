@@ -39,6 +39,9 @@ type Config struct {
 	Response Response `yaml:"response"`
 	// NetDefense: floods, scans, threat intelligence, payloads (netdef.go).
 	NetDefense NetDefense `yaml:"netdefense"`
+	// Ransomware and FIM: files.go.
+	Ransomware Ransomware `yaml:"ransomware"`
+	FIM        FIM        `yaml:"fim"`
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
@@ -194,6 +197,8 @@ func Default() Config {
 		Containers: defaultContainers(),
 		Response:   DefaultResponse(),
 		NetDefense: defaultNetDefense(),
+		Ransomware: defaultRansomware(),
+		FIM:        defaultFIM(),
 	}
 	defaultOutputs(&c)
 	return c
@@ -294,6 +299,8 @@ func (c Config) Validate() error {
 	if err := c.NetDefense.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.Ransomware.validate()...)
+	errs = append(errs, c.FIM.validate()...)
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}

@@ -54,7 +54,9 @@ type Agent struct {
 	rules  atomic.Pointer[rules.Set]
 	// fileSensor is kept to add the rules' watches to its interest set.
 	fileSensor *file.Sensor
-	learned    *learned // nil unless anomaly detection is on
+	learned    *learned     // nil unless anomaly detection is on
+	ransom     *ransomState // nil unless the ransomware detector is on (ransom.go)
+	fim        *fimLive     // nil unless live integrity checks are on (fim.go)
 	// procSensor and resp carry out the rules' responses (respond.go).
 	procSensor *process.Sensor
 	resp       *responders
@@ -148,6 +150,9 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		a.Close()
 		return nil, err
 	}
+	if err := a.setupFIM(); err != nil {
+		log.Warn("live file integrity checks off", "err", err)
+	}
 	names := make([]string, len(a.sensors))
 	for i, s := range a.sensors {
 		names[i] = s.name
@@ -204,12 +209,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopHTTP()
 	stopResponse := a.startResponse(ctx)
 	stopNetDefense := a.startNetDefense(ctx)
+	stopFIM := a.startFIM(ctx)
 
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
 	stopSampler()  // it emits alerts: stop it before they are closed
 	stopResponse() // the Denier sends to alerts too
 	stopNetDefense()
+	stopFIM()
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
@@ -229,6 +236,10 @@ func (a *Agent) handle(rec []byte) {
 	}
 	if h.Type == sensor.TypeSyscalls {
 		a.handleSyscalls(rec) // detector input, not an event
+		return
+	}
+	if h.Type == sensor.TypeWrite {
+		a.handleWrite(rec) // detector input, not an event
 		return
 	}
 	decode := a.decoders[h.Type]
@@ -263,6 +274,7 @@ func (a *Agent) handle(rec []byte) {
 		a.anomalyEvent(e)
 	}
 	a.evalRules(e)
+	a.fimEvent(e)
 	select {
 	case a.queue <- e:
 	default:
