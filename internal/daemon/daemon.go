@@ -68,6 +68,10 @@ type Agent struct {
 	duplicates   atomic.Uint64 // second exit report of one process
 	sinkErrors   atomic.Uint64
 	written      atomic.Uint64
+	// writtenKind counts what reached the sinks by event.Kind, so that each
+	// kind's counters add up: received = written + queue dropped.
+	writtenKind [event.KindResponse + 1]atomic.Uint64
+	final       atomic.Pointer[Status] // the counters once Run has drained everything
 
 	alertsRaised   atomic.Uint64
 	alertsDropped  atomic.Uint64 // alert queue full
@@ -202,9 +206,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	err = a.reader.Run(ctx, a.handle)
 	stopSampler()  // it emits alerts: stop it before they are closed
 	stopResponse() // the Denier sends to alerts too
+	// Detach, then read what the programs sent up to the moment they were
+	// detached: the final counters account for every record the kernel
+	// counted as sent (hardening.md).
+	if derr := a.closeSensors(); derr != nil {
+		a.log.Warn("detach sensors", "err", derr)
+	}
+	if derr := a.reader.Drain(a.handle); derr != nil && err == nil {
+		err = derr
+	}
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
+	final := a.Status()
+	a.final.Store(&final)
 	a.logCounters("final counters")
 	if err == nil && statusErr != nil && ctx.Err() == nil {
 		err = statusErr
@@ -303,6 +318,9 @@ func (a *Agent) write(e *event.Event) {
 		}
 	}
 	a.written.Add(1)
+	if int(e.Kind) < len(a.writtenKind) {
+		a.writtenKind[e.Kind].Add(1)
+	}
 }
 
 func (a *Agent) flush() {
