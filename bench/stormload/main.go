@@ -2,6 +2,7 @@
 // activity (test/storm) for a while and prints what it did as JSON.
 //
 //	stormload open|connect|exec DIR DURATION
+//	stormload watch-writes          the built-in list of watched directories
 package main
 
 import (
@@ -10,10 +11,17 @@ import (
 	"os"
 	"time"
 
+	"github.com/vigilsec/vigil/internal/sensor/file"
 	"github.com/vigilsec/vigil/test/storm"
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "watch-writes" {
+		for _, p := range file.DefaultWatchedWrites {
+			fmt.Println(p)
+		}
+		return
+	}
 	if len(os.Args) != 4 {
 		fmt.Fprintln(os.Stderr, "usage: stormload open|connect|exec DIR DURATION")
 		os.Exit(2)
