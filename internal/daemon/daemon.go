@@ -72,6 +72,7 @@ type Agent struct {
 	// kind's counters add up: received = written + queue dropped.
 	writtenKind [event.KindResponse + 1]atomic.Uint64
 	final       atomic.Pointer[Status] // the counters once Run has drained everything
+	protected   []string               // files whose changes are tampering (tamper.go)
 
 	alertsRaised   atomic.Uint64
 	alertsDropped  atomic.Uint64 // alert queue full
@@ -146,6 +147,7 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		a.Close()
 		return nil, err
 	}
+	a.protectDefaults()
 	names := make([]string, len(a.sensors))
 	for i, s := range a.sensors {
 		names[i] = s.name
@@ -268,6 +270,7 @@ func (a *Agent) handle(rec []byte) {
 	if a.learned != nil {
 		a.anomalyEvent(e)
 	}
+	a.checkTamper(e)
 	a.evalRules(e)
 	select {
 	case a.queue <- e:
