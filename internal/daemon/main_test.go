@@ -42,6 +42,8 @@ func trigger(name string) error {
 			return err
 		}
 		return execveat(fd, []string{"true", "from-memfd"})
+	case "nonleader-exec":
+		return nonLeaderExec()
 	case "storm-open", "storm-connect", "storm-exec":
 		return stormTrigger(name)
 	case "exec-rules-noop", "exec-rules-listen", "exec-rules-ptrace", "exec-rules-bpf-load",
