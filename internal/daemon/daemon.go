@@ -72,6 +72,11 @@ type Agent struct {
 	duplicates   atomic.Uint64 // second exit report of one process
 	sinkErrors   atomic.Uint64
 	written      atomic.Uint64
+	// writtenKind counts what reached the sinks by event.Kind, so that each
+	// kind's counters add up: received = written + queue dropped.
+	writtenKind [event.KindResponse + 1]atomic.Uint64
+	final       atomic.Pointer[Status] // the counters once Run has drained everything
+	protected   []string               // files whose changes are tampering (tamper.go)
 
 	alertsRaised   atomic.Uint64
 	alertsDropped  atomic.Uint64 // alert queue full
@@ -153,6 +158,7 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 	if err := a.setupFIM(); err != nil {
 		log.Warn("live file integrity checks off", "err", err)
 	}
+	a.protectDefaults()
 	names := make([]string, len(a.sensors))
 	for i, s := range a.sensors {
 		names[i] = s.name
@@ -217,9 +223,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopResponse() // the Denier sends to alerts too
 	stopNetDefense()
 	stopFIM()
+	// Detach, then read what the programs sent up to the moment they were
+	// detached: the final counters account for every record the kernel
+	// counted as sent (hardening.md).
+	if derr := a.closeSensors(); derr != nil {
+		a.log.Warn("detach sensors", "err", derr)
+	}
+	if derr := a.reader.Drain(a.handle); derr != nil && err == nil {
+		err = derr
+	}
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
+	final := a.Status()
+	a.final.Store(&final)
 	a.logCounters("final counters")
 	if err == nil && statusErr != nil && ctx.Err() == nil {
 		err = statusErr
@@ -273,6 +290,7 @@ func (a *Agent) handle(rec []byte) {
 	if a.learned != nil {
 		a.anomalyEvent(e)
 	}
+	a.checkTamper(e)
 	a.evalRules(e)
 	a.fimEvent(e)
 	select {
@@ -324,6 +342,9 @@ func (a *Agent) write(e *event.Event) {
 		}
 	}
 	a.written.Add(1)
+	if int(e.Kind) < len(a.writtenKind) {
+		a.writtenKind[e.Kind].Add(1)
+	}
 }
 
 func (a *Agent) flush() {

@@ -121,6 +121,12 @@ func (s *Shared) Prepare(spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, error
 			return nil, fmt.Errorf("set wakeup_bytes: %w", err)
 		}
 	}
+	// Past three quarters, only process lifecycle is still let in.
+	if v, ok := spec.Variables["shed_bytes"]; ok {
+		if err := v.Set(uint64(s.Events.MaxEntries()) / 4 * 3); err != nil {
+			return nil, fmt.Errorf("set shed_bytes: %w", err)
+		}
+	}
 	if v, ok := spec.Variables["vigil_tgid"]; ok {
 		if err := v.Set(uint32(os.Getpid())); err != nil {
 			return nil, fmt.Errorf("set vigil_tgid: %w", err)

@@ -185,6 +185,7 @@ const (
 	bpfVarKillScore         = "kill_score"
 	bpfVarOnlyCgroup        = "only_cgroup"
 	bpfVarSampleMax         = "sample_max"
+	bpfVarShedBytes         = "shed_bytes"
 	bpfVarUnusedWriteEvent  = "unused_write_event"
 	bpfVarUnusedWriteFlag   = "unused_write_flag"
 	bpfVarUnusedWriteOp     = "unused_write_op"
@@ -284,6 +285,7 @@ type bpfVariableSpecs struct {
 	KillScore        *ebpf.VariableSpec `ebpf:"kill_score"`
 	OnlyCgroup       *ebpf.VariableSpec `ebpf:"only_cgroup"`
 	SampleMax        *ebpf.VariableSpec `ebpf:"sample_max"`
+	ShedBytes        *ebpf.VariableSpec `ebpf:"shed_bytes"`
 	UnusedWriteEvent *ebpf.VariableSpec `ebpf:"unused_write_event"`
 	UnusedWriteFlag  *ebpf.VariableSpec `ebpf:"unused_write_flag"`
 	UnusedWriteOp    *ebpf.VariableSpec `ebpf:"unused_write_op"`
@@ -356,6 +358,7 @@ type bpfVariables struct {
 	KillScore        *ebpf.Variable `ebpf:"kill_score"`
 	OnlyCgroup       *ebpf.Variable `ebpf:"only_cgroup"`
 	SampleMax        *ebpf.Variable `ebpf:"sample_max"`
+	ShedBytes        *ebpf.Variable `ebpf:"shed_bytes"`
 	UnusedWriteEvent *ebpf.Variable `ebpf:"unused_write_event"`
 	UnusedWriteFlag  *ebpf.Variable `ebpf:"unused_write_flag"`
 	UnusedWriteOp    *ebpf.Variable `ebpf:"unused_write_op"`
