@@ -305,7 +305,7 @@ func TestSpoolAfterCrash(t *testing.T) {
 	// And corrupt one record in the middle of the first segment.
 	first := filepath.Join(crashed, filepath.Base(segs[0]))
 	b, _ := os.ReadFile(first)
-	inMem := int(q.Stats().Queued) // the rest went to disk, in order
+	inMem := int(q.Stats().Queued)                      // the rest went to disk, in order
 	b[headerSize+len(want[inMem])+headerSize+2] ^= 0xff // inside the 2nd record's payload
 	os.WriteFile(first, b, 0o600)
 

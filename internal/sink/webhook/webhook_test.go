@@ -70,8 +70,8 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.t.Errorf("Content-Type %q", ct)
 	}
 	var doc struct {
-		Message string `json:"message"`
-		Event   struct{ Kind string } `json:"event"`
+		Message string                  `json:"message"`
+		Event   struct{ Kind string }   `json:"event"`
 		Process struct{ Args []string } `json:"process"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil {
