@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -88,7 +89,8 @@ func (o *Options) defaults() {
 // destination took them all; a *BatchError to say what became of each; an
 // error made with Permanent when the destination refused the whole batch for
 // good; any other error to retry the whole batch after a backoff. ctx is
-// cancelled when Close gives up draining.
+// cancelled when Close gives up draining. Send is only ever called from one
+// goroutine. A Sender that is an io.Closer is closed after the last Send.
 type Sender interface {
 	Send(ctx context.Context, batch [][]byte) error
 }
@@ -251,6 +253,9 @@ func (q *Queue) Close() error {
 		t.Stop()
 		q.cancel()
 		err = q.persist()
+		if c, ok := q.send.(io.Closer); ok {
+			err = errors.Join(err, c.Close())
+		}
 	})
 	return err
 }
