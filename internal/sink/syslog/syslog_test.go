@@ -247,4 +247,3 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
-
