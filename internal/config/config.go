@@ -34,6 +34,9 @@ type Config struct {
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
+	// Sinks are further outputs (sinks.go); each spools under SpoolDir/<name>.
+	Sinks    []Sink `yaml:"sinks"`
+	SpoolDir string `yaml:"spool_dir"`
 }
 
 // Rules says where detection rules come from.
@@ -124,8 +127,9 @@ func Default() Config {
 			Net:    Sensor{Enabled: true, Outcome: "any"},
 			Kernel: Sensor{Enabled: true, Outcome: "any"},
 		},
-		Rules: Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
-		Paths: Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
+		Rules:    Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
+		Paths:    Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
+		SpoolDir: "/var/lib/vigil/spool",
 	}
 }
 
@@ -220,6 +224,10 @@ func (c Config) Validate() error {
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}
+	if len(c.Sinks) > 0 && !strings.HasPrefix(c.SpoolDir, "/") {
+		errs = append(errs, fmt.Errorf("spool_dir: %q is not an absolute path", c.SpoolDir))
+	}
+	errs = append(errs, c.validateSinks()...)
 	return errors.Join(errs...)
 }
 
