@@ -14,6 +14,7 @@ import (
 
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/sensor"
+	"github.com/vigilsec/vigil/internal/sink"
 	"github.com/vigilsec/vigil/internal/version"
 )
 
@@ -35,6 +36,7 @@ type Status struct {
 	ProcessCache    proc.Stats     `json:"process_cache"`
 	Rules           RuleStatus     `json:"rules"`
 	KernelError     string         `json:"kernel_error,omitempty"`
+	Sinks           []sink.Stats   `json:"sinks,omitempty"` // the configured sinks' delivery
 }
 
 // SensorStatus says which kernel hooks a sensor holds, or why it is not running.
@@ -76,6 +78,7 @@ type Gauge struct {
 // Status is a snapshot of the agent's counters. It is safe to call at any time.
 func (a *Agent) Status() Status {
 	st := Status{
+		Sinks:           a.SinkStats(),
 		Version:         version.String(),
 		PID:             os.Getpid(),
 		Started:         a.started,
