@@ -13,6 +13,12 @@
 #   vigil        `vigil run` with its embedded defaults (only sensitive files'
 #                reads and watched directories' writes reported)
 #   vigil-all    `vigil run` reporting every open (sensors.file.reads/writes: all)
+#   seq-off      `vigil run` with anomaly detection on, learning a program
+#                that is not running: the sequence sensor's sys_enter hook
+#                costs every syscall of every other program one hash lookup
+#   seq-on       the same, learning the workload itself (bench/loop): every
+#                syscall of it is collected, shipped and learned
+#   (SETUPS="none vigil seq-off seq-on" sudo bench/run.sh)
 # Workloads (bench/loop): open = openat+close of /etc/hostname; exec =
 # fork+exec+wait of /bin/true. The agent writes its JSON to a file.
 set -euo pipefail
@@ -43,6 +49,11 @@ sensors:
     writes: all
 YAML
 printf 'status_socket: %s/status.sock\n' "$work" >"$work/default.yaml"
+for s in seq-off seq-on; do
+	prog=$work/not-running; [ $s = seq-on ] && prog=$work/loop
+	printf 'status_socket: %s/status.sock\nanomaly:\n  enabled: true\n  programs: [%s]\n  profiles_dir: %s/profiles\n' \
+		"$work" "$prog" "$work" >"$work/$s.yaml"
+done
 
 start() {
 	case $1 in
@@ -51,8 +62,9 @@ start() {
 		"$work/floor" >"$work/floor.out" 2>&1 &
 		pid=$!
 		for _ in $(seq 100); do grep -q attached "$work/floor.out" && return; sleep 0.05; done ;;
-	vigil | vigil-all)
+	vigil | vigil-all | seq-off | seq-on)
 		cfg=$work/default.yaml; [ "$1" = vigil-all ] && cfg=$work/all.yaml
+		case $1 in seq-*) cfg=$work/$1.yaml ;; esac
 		"$work/vigil" run --config "$cfg" --output "$work/events.json" --log-level warn 2>"$work/agent.log" &
 		pid=$!
 		for _ in $(seq 100); do "$work/vigil" status --socket "$work/status.sock" >/dev/null 2>&1 && return; sleep 0.1; done ;;
@@ -61,7 +73,7 @@ start() {
 }
 stop() {
 	case $1 in
-	vigil | vigil-all) "$work/vigil" status --socket "$work/status.sock" >"$work/status-$1.txt" ;;
+	vigil | vigil-all | seq-*) "$work/vigil" status --socket "$work/status.sock" >"$work/status-$1.txt" ;;
 	esac
 	if [ -n "$pid" ]; then kill -INT "$pid"; wait "$pid" || true; pid=; fi
 	rm -f "$work/events.json"
@@ -90,7 +102,7 @@ for s in $SETUPS; do
 	printf '%-10s %12.3f %7.2fx %12.3f %7.2fx\n' "$s" "$o" "$(awk -v a="$o" -v b="$ob" 'BEGIN{print a/b}')" \
 		"$e" "$(awk -v a="$e" -v b="$eb" 'BEGIN{print a/b}')"
 done
-for s in vigil vigil-all; do
+for s in vigil vigil-all seq-on; do
 	[ -f "$work/status-$s.txt" ] || continue
 	echo; echo "$s: agent counters at the end of the last round"
 	sed -n '/KIND/,/^$/p' "$work/status-$s.txt"

@@ -22,6 +22,7 @@ enum event_type {
 	EVENT_CRED = 5,
 	EVENT_NET = 6,
 	EVENT_KERNEL = 7,
+	EVENT_SYSCALLS = 8,
 	EVENT_TYPE_MAX,
 };
 
@@ -37,6 +38,7 @@ enum exec_flag {
 	EXEC_STDIN_SOCKET = 1 << 7,  /* fd 0 is a socket */
 	EXEC_STDOUT_SOCKET = 1 << 8, /* fd 1 is a socket */
 	EXEC_STDERR_SOCKET = 1 << 9, /* fd 2 is a socket */
+	EXEC_KILLED = 1 << 10,       /* a kill rule matched: SIGKILL sent before the first instruction */
 };
 
 struct event_header {
@@ -305,3 +307,29 @@ struct kstats {
 	__u64 lost;	/* records the ring buffer refused (full) */
 	__u64 filtered; /* records not sent because no rule needs them */
 };
+
+/*
+ * Syscall sequences of the programs selected for learned-behaviour models
+ * (vigil_seq_pids): one record per SEQ_BATCH syscalls of a thread, or fewer
+ * when the thread execs or exits. The numbers are the architecture's syscall
+ * numbers, in the order the thread made them.
+ */
+#define SEQ_BATCH 64
+
+enum seq_flag {
+	SEQ_EXEC = 1 << 0, /* the thread exec'd: the batch ends the program's sequence */
+	SEQ_EXIT = 1 << 1, /* the thread exited */
+	SEQ_GAP = 1 << 2,  /* a batch of this thread was lost before this one */
+};
+
+struct syscalls_event {
+	struct event_header hdr;
+	__u64 start_ns; /* group leader's start, CLOCK_BOOTTIME */
+	__u32 pid;
+	__u32 tid;
+	__u32 profile; /* the selection's value for the thread group */
+	__u16 count;   /* numbers in nr */
+	__u16 flags;   /* enum seq_flag */
+	__u16 nr[SEQ_BATCH];
+};
+

@@ -1,8 +1,10 @@
 // Command loop is the benchmark workload: it repeats one system activity N
 // times and prints how long that took.
 //
-//	loop open N   open and close a file N times
-//	loop exec N   fork and exec /bin/true N times, waiting for each
+//	loop open N [PATH]   open and close a file (/etc/hostname) N times
+//	loop exec N          fork and exec /bin/true N times, waiting for each
+//	loop connect N       TCP connect to a loopback listener of its own and close, N times
+//	loop udp-connect N   connect a UDP socket to 127.0.0.1:9 and close, N times (nothing is sent)
 package main
 
 import (
@@ -15,8 +17,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: loop open|exec N")
+	if len(os.Args) < 3 || len(os.Args) > 4 {
+		fmt.Fprintln(os.Stderr, "usage: loop open|exec|connect|udp-connect N [PATH]")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -24,10 +26,25 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loop: N must be a positive number")
 		os.Exit(2)
 	}
+	path := "/etc/hostname"
+	if len(os.Args) == 4 {
+		path = os.Args[3]
+	}
+	var ln *listener
+	if os.Args[1] == "connect" {
+		if ln, err = listen(); err != nil {
+			fmt.Fprintln(os.Stderr, "loop:", err)
+			os.Exit(1)
+		}
+	}
 	start := time.Now()
 	switch os.Args[1] {
 	case "open":
-		err = openLoop(n)
+		err = openLoop(n, path)
+	case "connect":
+		err = connectLoop(n, ln)
+	case "udp-connect":
+		err = udpConnectLoop(n)
 	case "exec":
 		err = execLoop(n)
 	default:
@@ -40,8 +57,8 @@ func main() {
 	fmt.Printf("%.6f\n", time.Since(start).Seconds())
 }
 
-func openLoop(n int) error {
-	path, err := syscall.BytePtrFromString("/etc/hostname")
+func openLoop(n int, name string) error {
+	path, err := syscall.BytePtrFromString(name)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCmd(), statusCmd(), versionCmd(), rulesCmd(), replayCmd(), traceCmd())
+	root.AddCommand(runCmd(), statusCmd(), versionCmd(), rulesCmd(), replayCmd(), traceCmd(),
+		alertsCmd(), eventsCmd(), anomalyCmd(), blockCmd(), isolateCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)
 		var ee exitError

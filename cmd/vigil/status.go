@@ -68,12 +68,20 @@ func printStatus(w io.Writer, st daemon.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "KIND\tKERNEL SENT\tKERNEL LOST\tFILTERED\tRECEIVED\tQUEUE DROPPED\t")
 	for _, k := range st.Events {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", k.Kind, k.KernelSent, k.KernelLost, k.KernelFiltered, k.Received, k.QueueDropped)
+		kind := k.Kind
+		if k.Off {
+			kind += " (off)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", kind, k.KernelSent, k.KernelLost, k.KernelFiltered, k.Received, k.QueueDropped)
 	}
 	tw.Flush()
 	r := st.Rules
 	fmt.Fprintf(w, "\nrules: %d loaded, %d enabled; alerts raised %d, dropped %d; reloads %d, failed %d\n",
 		r.Loaded, r.Enabled, r.AlertsRaised, r.AlertsDropped, r.Reloads, r.ReloadFailures)
+	for _, p := range st.Anomaly {
+		fmt.Fprintf(w, "learned program %s: %s, %d syscalls, %d n-grams, threshold %.3f, %d programs spawned, %d anomalies\n",
+			p.Program, p.Mode, p.Syscalls, p.Grams, p.Threshold, p.Spawned, p.Anomalies)
+	}
 	pc := st.ProcessCache
 	fmt.Fprintf(w, "process cache: %d entries, decode errors %d, duplicate exits %d, sink errors %d\n",
 		pc.Entries(), st.DecodeErrors, st.DuplicateExits, st.SinkErrors)

@@ -31,9 +31,19 @@ type Config struct {
 	Sensors Sensors `yaml:"sensors"`
 	Rules   Rules   `yaml:"rules"`
 	Paths   Paths   `yaml:"paths"`
+	Anomaly Anomaly `yaml:"anomaly"`
+	// Containers: attribution and resource abuse (containers.go).
+	Containers Containers `yaml:"containers"`
+	// Response is how rules' responses are carried out (response.go).
+	Response Response `yaml:"response"`
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
+
+	// Where results go besides Output: outputs.go.
+	Store   Store   `yaml:"store"`
+	Web     Web     `yaml:"web"`
+	Metrics Metrics `yaml:"metrics"`
 	// Sinks are further outputs (sinks.go); each spools under SpoolDir/<name>.
 	Sinks    []Sink `yaml:"sinks"`
 	SpoolDir string `yaml:"spool_dir"`
@@ -62,7 +72,9 @@ type Sensors struct {
 
 // Sensor is the switch and outcome filter every sensor has.
 type Sensor struct {
-	Enabled bool `yaml:"enabled"`
+	// Enabled: true, false, or auto: loaded, and its events sent by the
+	// kernel only while a loaded rule is on its kind.
+	Enabled Switch `yaml:"enabled"`
 	// Outcome: "any", "success" or "failure" of the operation.
 	Outcome string `yaml:"outcome"`
 }
@@ -81,6 +93,45 @@ type FileSensor struct {
 	WatchReads []string `yaml:"watch_reads"`
 	// Ignore: directories below which writes are never reported.
 	Ignore []string `yaml:"ignore"`
+}
+
+// Switch turns a sensor on, off, or over to the rules (auto).
+type Switch uint8
+
+const (
+	Off Switch = iota
+	On
+	Auto
+)
+
+// Loaded says whether the sensor is loaded at all.
+func (s Switch) Loaded() bool { return s != Off }
+
+// Sends says whether the kernel sends the sensor's events, given whether a
+// loaded rule needs them.
+func (s Switch) Sends(needed bool) bool { return s == On || (s == Auto && needed) }
+
+func (s Switch) String() string { return [...]string{"false", "true", "auto"}[s] }
+
+func (s *Switch) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Value {
+	case "true", "on", "yes":
+		*s = On
+	case "false", "off", "no":
+		*s = Off
+	case "auto":
+		*s = Auto
+	default:
+		return fmt.Errorf("line %d: %q is not one of true, false, auto", n.Line, n.Value)
+	}
+	return nil
+}
+
+func (s Switch) MarshalYAML() (any, error) {
+	if s == Auto {
+		return "auto", nil
+	}
+	return s == On, nil
 }
 
 // Kernel tunes the transport from BPF to user space.
@@ -113,7 +164,7 @@ type Paths struct {
 
 // Default is the configuration `vigil run` uses with no file.
 func Default() Config {
-	return Config{
+	c := Config{
 		Output:        "-",
 		StatusSocket:  "/run/vigil/status.sock",
 		LogLevel:      "info",
@@ -122,15 +173,20 @@ func Default() Config {
 		Queue:         Queue{Size: 65536},
 		Process:       Process{MaxEntries: 65536, ExitGrace: Duration(30 * time.Second), AncestryDepth: 16},
 		Sensors: Sensors{
-			File:   FileSensor{Sensor: Sensor{Enabled: true, Outcome: "any"}, Writes: "watched", Reads: "watched"},
-			Cred:   Sensor{Enabled: true, Outcome: "success"},
-			Net:    Sensor{Enabled: true, Outcome: "any"},
-			Kernel: Sensor{Enabled: true, Outcome: "any"},
+			File:   FileSensor{Sensor: Sensor{Enabled: On, Outcome: "any"}, Writes: "watched", Reads: "watched"},
+			Cred:   Sensor{Enabled: On, Outcome: "success"},
+			Net:    Sensor{Enabled: On, Outcome: "any"},
+			Kernel: Sensor{Enabled: On, Outcome: "any"},
 		},
-		Rules:    Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
-		Paths:    Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
-		SpoolDir: "/var/lib/vigil/spool",
+		Rules:      Rules{Builtin: true, Dirs: []string{"/etc/vigil/rules.d"}, Watch: true},
+		Paths:      Paths{Procfs: "/proc", Cgroupfs: defaultCgroupfs(), BTF: "/sys/kernel/btf/vmlinux"},
+		Anomaly:    defaultAnomaly(),
+		Containers: defaultContainers(),
+		Response:   DefaultResponse(),
+		SpoolDir:   "/var/lib/vigil/spool",
 	}
+	defaultOutputs(&c)
+	return c
 }
 
 // defaultCgroupfs is the cgroup v2 hierarchy: /sys/fs/cgroup on a unified
@@ -221,9 +277,17 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	if err := c.Containers.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.Response.validate()...)
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}
+	if err := c.Anomaly.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.validateOutputs()...)
 	if len(c.Sinks) > 0 && !strings.HasPrefix(c.SpoolDir, "/") {
 		errs = append(errs, fmt.Errorf("spool_dir: %q is not an absolute path", c.SpoolDir))
 	}

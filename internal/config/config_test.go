@@ -80,22 +80,59 @@ func TestLoadMissingFile(t *testing.T) {
 }
 
 func TestSensorSettings(t *testing.T) {
-	got, err := Load(write(t, "sensors:\n  file:\n    reads: all\n    watch_writes: [/srv/www]\n  net:\n    enabled: false\n"))
+	got, err := Load(write(t, "sensors:\n  file:\n    reads: all\n    watch_writes: [/srv/www]\n  net:\n    enabled: false\n  kernel:\n    enabled: auto\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Sensors.File.Reads != "all" || !got.Sensors.File.Enabled || got.Sensors.Net.Enabled ||
+	if got.Sensors.File.Reads != "all" || got.Sensors.File.Enabled != On || got.Sensors.Net.Enabled != Off || got.Sensors.Kernel.Enabled != Auto ||
 		len(got.Sensors.File.WatchWrites) != 1 || got.Sensors.Cred.Outcome != "success" {
 		t.Errorf("sensors = %+v", got.Sensors)
 	}
 	for body, want := range map[string]string{
 		"sensors:\n  cred:\n    outcome: sometimes\n": "sensors.cred.outcome",
+		"sensors:\n  cred:\n    enabled: maybe\n":     `line 3: "maybe" is not one of true, false, auto`,
 		"sensors:\n  file:\n    writes: most\n":       "sensors.file.writes",
 		"sensors:\n  file:\n    ignore: [relative]\n": "absolute",
 		"sensors:\n  file:\n    wacth_reads: [/x]\n":  "line 3",
 	} {
 		if _, err := Load(write(t, body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: err = %v, want it to mention %q", body, err, want)
+		}
+	}
+}
+
+func TestOutputSettings(t *testing.T) {
+	got, err := Load(write(t, "store:\n  path: /srv/vigil.db\n  events: [exec, net]\n  max_age: 24h\nweb:\n  listen: 127.0.0.1:8080\nmetrics:\n  listen: \"\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Store.Path != "/srv/vigil.db" || !got.Store.StoresKind("net") || got.Store.StoresKind("file") ||
+		got.Web.Listen != "127.0.0.1:8080" || got.Metrics.Listen != "" || got.Web.TokenFile != "/var/lib/vigil/web.token" {
+		t.Errorf("outputs = %+v %+v %+v", got.Store, got.Web, got.Metrics)
+	}
+	d := Default()
+	if d.Store.Path != "/var/lib/vigil/vigil.db" || d.Web.Listen == "" || d.Metrics.Listen == "" {
+		t.Errorf("defaults: the store, page and metrics are on by default: %+v %+v %+v", d.Store, d.Web, d.Metrics)
+	}
+	for body, want := range map[string]string{
+		"store:\n  events: [exec, nett]\n":             "line 2",
+		"web:\n  listen: localhost\n":                  "line 2",
+		"metrics:\n  listen: \":9100\"\n":              "line 2",
+		"store:\n  path: relative.db\n":                "store.path",
+		"store:\n  path: \"\"\n":                       "web.listen",
+		"store:\n  queue: 0\n":                         "store.queue",
+		"web:\n  listen: 127.0.0.1:99999\n":            "line 2",
+		"store:\n  path: \"\"\nweb:\n  listen: \"\"\n": "",
+	} {
+		_, err := Load(write(t, body))
+		if want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", body, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "vigil.yaml") {
+			t.Errorf("%q: err = %v, want it to name vigil.yaml and %q", body, err, want)
 		}
 	}
 }

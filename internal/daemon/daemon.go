@@ -23,6 +23,7 @@ import (
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/sensor/file"
+	"github.com/vigilsec/vigil/internal/sensor/process"
 	"github.com/vigilsec/vigil/internal/sink"
 	"github.com/vigilsec/vigil/internal/sink/jsonl"
 )
@@ -37,6 +38,7 @@ type Agent struct {
 	host  event.Host
 	clock sensor.Clock
 	cache *proc.Cache
+	ctrs  *containers // container attribution and resources; nil when off
 	sinks []sink.Sink
 
 	shared       *sensor.Shared
@@ -50,11 +52,16 @@ type Agent struct {
 	rules  atomic.Pointer[rules.Set]
 	// fileSensor is kept to add the rules' watches to its interest set.
 	fileSensor *file.Sensor
+	learned    *learned // nil unless anomaly detection is on
+	// procSensor and resp carry out the rules' responses (respond.go).
+	procSensor *process.Sensor
+	resp       *responders
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
 
 	received     [numTypes]atomic.Uint64 // decoded and handled
 	dropped      [numTypes]atomic.Uint64 // queue full
+	kindOff      [numTypes]atomic.Bool   // the kernel filter is off for the type
 	decodeErrors atomic.Uint64
 	duplicates   atomic.Uint64 // second exit report of one process
 	sinkErrors   atomic.Uint64
@@ -67,6 +74,8 @@ type Agent struct {
 
 	rate      atomic.Uint64 // events/s over the last sample, as float64 bits
 	closeOnce sync.Once
+
+	out outputs // store, web page, metrics: outputs.go
 }
 
 // New checks the machine, opens the configured output, and loads and attaches
@@ -114,6 +123,12 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		}
 		a.sinks = append(a.sinks, rec)
 	}
+	if err := a.openStore(); err != nil {
+		for _, s := range a.sinks {
+			s.Close()
+		}
+		return nil, err
+	}
 	a.cache = proc.New(proc.Config{
 		BootID:     a.host.BootID,
 		BootTime:   a.clock.Boot(),
@@ -122,8 +137,13 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		MaxEntries: cfg.Process.MaxEntries,
 		ExitGrace:  cfg.Process.ExitGrace.D(),
 	})
+	a.ctrs = newContainers(cfg, log)
 
 	if err := a.attach(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.setupResponse(set); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -155,6 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.log.Warn("procfs scan incomplete", "err", err)
 	}
 	a.log.Info("process cache filled from procfs", "processes", n)
+	a.selectExisting()
 
 	var wg sync.WaitGroup
 	wg.Add(2)
@@ -177,8 +198,15 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 
+	stopSampler := a.ctrs.start(ctx, a.emitAlert)
+	stopHTTP := a.serveHTTP()
+	defer stopHTTP()
+	stopResponse := a.startResponse(ctx)
+
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
+	stopSampler()  // it emits alerts: stop it before they are closed
+	stopResponse() // the Denier sends to alerts too
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
@@ -194,6 +222,10 @@ func (a *Agent) handle(rec []byte) {
 	h, err := sensor.ParseHeader(rec)
 	if err != nil || h.Type == 0 || h.Type >= numTypes {
 		a.decodeErrors.Add(1)
+		return
+	}
+	if h.Type == sensor.TypeSyscalls {
+		a.handleSyscalls(rec) // detector input, not an event
 		return
 	}
 	decode := a.decoders[h.Type]
@@ -222,6 +254,10 @@ func (a *Agent) handle(rec []byte) {
 	}
 	a.received[h.Type].Add(1)
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
+	a.ctrs.enrich(e, a.emitAlert)
+	if a.learned != nil {
+		a.anomalyEvent(e)
+	}
 	a.evalRules(e)
 	select {
 	case a.queue <- e:
@@ -344,8 +380,10 @@ func (a *Agent) Close() error {
 		if a.reader != nil {
 			errs = append(errs, a.reader.Close())
 		}
+		errs = append(errs, a.closeResponse())
 		errs = append(errs, a.closeSensors())
 		errs = append(errs, a.shared.Close())
+		errs = append(errs, a.ctrs.close())
 		for _, s := range a.sinks {
 			errs = append(errs, s.Close())
 		}

@@ -138,6 +138,9 @@ func testConfig(dir string) config.Config {
 	cfg.Output = filepath.Join(dir, "events.json")
 	cfg.StatusSocket = filepath.Join(dir, "status.sock")
 	cfg.StatsInterval = 0
+	cfg.Store.Path = filepath.Join(dir, "vigil.db")
+	cfg.Web.Listen, cfg.Metrics.Listen = "", "" // tests that need them set their own
+	cfg.Response = testResponse(dir)
 	return cfg
 }
 

@@ -48,10 +48,19 @@ func (a *Agent) Reload() error {
 		a.log.Error("rules not reloaded; the previous rules keep running", "err", err)
 		return err
 	}
+	if err := a.applyResponse(set); err != nil {
+		a.reloadFailures.Add(1)
+		a.log.Error("rules not reloaded; the previous rules keep running", "err", err)
+		return err
+	}
 	if err := a.watchRuleNeeds(set); err != nil {
 		a.log.Warn("file watches for the new rules incomplete", "err", err)
 	}
 	a.rules.Store(set)
+	// Sensors set to auto follow the kinds the new rules are on.
+	if err := a.applyFilters(set); err != nil {
+		a.log.Warn("kernel filters for the new rules not set", "err", err)
+	}
 	a.reloads.Add(1)
 	a.log.Info("rules reloaded", "rules", len(set.Rules()))
 	return nil
@@ -84,11 +93,13 @@ func (a *Agent) evalRules(e *event.Event) {
 
 func (a *Agent) emitAlert(al *event.Event) {
 	a.alertsRaised.Add(1)
+	a.ruleHit(al.Alert)
 	select {
 	case a.alerts <- al:
 	default:
 		a.alertsDropped.Add(1)
 	}
+	a.respondTo(al)
 }
 
 // watchRuleDirs reloads the rules when a file in the rule directories

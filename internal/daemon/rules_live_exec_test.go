@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,15 +23,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/internal/event"
-	"github.com/vigilsec/vigil/internal/rules"
-	"github.com/vigilsec/vigil/internal/rules/defaults"
 )
 
 // execRulesTrigger does one thing the rules must see. TestMain calls it
@@ -620,56 +616,4 @@ func TestRuleKernelModuleLoadUntrusted(t *testing.T) {
 	al := h.events.waitFor(t, "kernel-module-load-untrusted alert", isAlert("kernel-module-load-untrusted", pid))
 	wantSeverity(t, al, event.SeverityError)
 	noAlert(t, h, "kernel-module-load", "module outside the tree", func(e *event.Event) bool { return int(e.Process.PID) == pid })
-}
-
-// BenchmarkBuiltinRules is the cost of the full built-in rule set per event,
-// on ordinary events of each kind that no rule matches (most events are).
-func BenchmarkBuiltinRules(b *testing.B) {
-	set, err := rules.Load(defaults.Source())
-	if err != nil {
-		b.Fatal(err)
-	}
-	at := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
-	proc := event.Process{PID: 20911, PPID: 20910, Start: at, EntityID: "7f1e0f2a0b7cda79", Name: "ls",
-		Executable: "/usr/bin/ls", Filename: "/bin/ls", Args: []string{"ls", "-la", "/var/log"}, ArgsCount: 3,
-		WorkingDir: "/home/alice", UID: 1000, GID: 1000, EUID: 1000, EGID: 1000, AUID: 1000, SessionID: 3, CgroupID: 4242}
-	parent := &event.Process{PID: 20910, PPID: 1800, EntityID: "1ee4a1b2c9c288f5", Name: "bash", Executable: "/usr/bin/bash",
-		Args: []string{"bash"}, ArgsCount: 1, WorkingDir: "/home/alice", UID: 1000, GID: 1000, EUID: 1000, EGID: 1000}
-	ancestors := []event.Ancestor{{PID: 1800, Name: "sshd", Executable: "/usr/sbin/sshd"}, {PID: 1, Name: "systemd", Executable: "/usr/lib/systemd/systemd"}}
-	with := func(name, exe string, args ...string) event.Process {
-		p := proc
-		p.Name, p.Executable, p.Args = name, exe, append([]string{name}, args...)
-		return p
-	}
-	events := []struct {
-		name string
-		e    event.Event
-	}{
-		{"exec", event.Event{Kind: event.KindExec, Process: proc, Parent: parent, Ancestors: ancestors, Exec: &event.Exec{}}},
-		{"file", event.Event{Kind: event.KindFile, Process: with("vim", "/usr/bin/vim", "notes.txt"), Parent: parent, Ancestors: ancestors,
-			File: &event.File{Op: event.FileOpen, Path: "/home/alice/notes.txt", PathResolved: true, Write: true, UID: event.NoUID, GID: event.NoUID}}},
-		{"net", event.Event{Kind: event.KindNet, Process: with("curl", "/usr/bin/curl", "https://example.com/"), Parent: parent, Ancestors: ancestors,
-			Net: &event.Net{Op: event.NetConnect, Family: "ipv4", Protocol: "tcp", Type: "stream",
-				Source: netip.MustParseAddrPort("10.0.0.5:51234"), Destination: netip.MustParseAddrPort("93.184.216.34:443"), FD: 3}}},
-		{"net-listen", event.Event{Kind: event.KindNet, Process: with("sshd", "/usr/sbin/sshd", "-D"), Parent: parent, Ancestors: ancestors,
-			Net: &event.Net{Op: event.NetListen, Family: "ipv4", Protocol: "tcp", Type: "stream", Source: netip.MustParseAddrPort("0.0.0.0:22"), FD: 3}}},
-		{"cred", event.Event{Kind: event.KindCred, Process: with("cron", "/usr/sbin/cron", "-f"), Parent: parent, Ancestors: ancestors,
-			Cred: &event.Cred{Op: event.CredSetresuid, Old: event.Creds{}, New: event.Creds{UID: 1000, EUID: 1000, SUID: 1000, FSUID: 1000}}}},
-		{"kernel", event.Event{Kind: event.KindKernel, Process: with("bpftool", "/usr/sbin/bpftool", "prog", "show"), Parent: parent, Ancestors: ancestors,
-			Kernel: &event.Kernel{Op: event.KernelBPF, ArgName: "BPF_OBJ_GET_INFO_BY_FD"}}},
-	}
-	for _, ev := range events {
-		b.Run(ev.name, func(b *testing.B) {
-			e := ev.e
-			e.Time = at
-			b.ReportAllocs()
-			alerts := 0
-			for b.Loop() {
-				set.Eval(&e, func(al *event.Event) { alerts++ })
-			}
-			if alerts != 0 {
-				b.Errorf("%d alerts: the benchmark's %s event must match no rule", alerts/b.N, ev.name)
-			}
-		})
-	}
 }

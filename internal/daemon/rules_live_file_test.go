@@ -21,7 +21,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/vigilsec/vigil/internal/event"
@@ -408,28 +407,24 @@ func TestContainerRulesStaySilentOnTheHost(t *testing.T) {
 }
 
 // TestContainerRulesMatchOnceAttributed checks the container rules'
-// conditions and exceptions on events, the way inline tests would if a test
-// event could set container.id (it cannot until containers are resolved):
-// the built-in rules are loaded with inside_container redefined to read
-// the process's cgroup id, which a test event can set.
+// conditions and exceptions on attributed events, as container attribution
+// fills them.
 func TestContainerRulesMatchOnceAttributed(t *testing.T) {
-	const inContainer = 4242
-	overlay := rules.Source{Name: "test", FS: fstest.MapFS{"zz-container.yaml": {Data: []byte(
-		"macros:\n  - name: inside_container\n    condition: process.cgroup_id == 4242\n")}}}
-	set, err := rules.Load(defaults.Source(), overlay)
+	set, err := rules.Load(defaults.Source())
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctr := &event.Container{ID: "4f2c9a0b1e3d", Runtime: "docker", Name: "web"}
 	exec := func(name, exe string, args ...string) *event.Event {
-		return &event.Event{Kind: event.KindExec, Exec: &event.Exec{},
-			Process: event.Process{PID: 10, Name: name, Executable: exe, Args: append([]string{name}, args...), CgroupID: inContainer}}
+		return &event.Event{Kind: event.KindExec, Exec: &event.Exec{}, Origin: event.OriginContainer, Container: ctr,
+			Process: event.Process{PID: 10, Name: name, Executable: exe, Args: append([]string{name}, args...)}}
 	}
 	kernel := func(op event.KernelOp, name, exe string, k event.Kernel) *event.Event {
 		k.Op = op
-		return &event.Event{Kind: event.KindKernel, Kernel: &k,
-			Process: event.Process{PID: 10, Name: name, Executable: exe, CgroupID: inContainer}}
+		return &event.Event{Kind: event.KindKernel, Kernel: &k, Origin: event.OriginContainer, Container: ctr,
+			Process: event.Process{PID: 10, Name: name, Executable: exe}}
 	}
-	onHost := func(e *event.Event) *event.Event { e.Process.CgroupID = 1; return e }
+	onHost := func(e *event.Event) *event.Event { e.Origin, e.Container = event.OriginHost, nil; return e }
 	tests := []struct {
 		name string
 		e    *event.Event

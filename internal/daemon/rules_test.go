@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/testenv"
@@ -168,4 +169,76 @@ func TestRecordAndReplay(t *testing.T) {
 	if !slices.Contains(replayed, "exec-from-writable-dir") {
 		t.Errorf("replay raised %v for pid %d, want exec-from-writable-dir", replayed, pid)
 	}
+}
+
+// TestAutoSensorsFollowTheRules: a sensor set to auto is sent by the kernel
+// only while a loaded rule is on its kind, and a reload turns it on and off.
+func TestAutoSensorsFollowTheRules(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	dir := t.TempDir()
+	rulesDir := filepath.Join(dir, "rules.d")
+	os.Mkdir(rulesDir, 0o700)
+	execOnly := `rules:
+  - id: test-auto-exec
+    name: marker program ran
+    severity: info
+    on: [exec]
+    condition: process.args.exists(a, a == "vigil-auto-marker")
+`
+	os.WriteFile(filepath.Join(rulesDir, "local.yaml"), []byte(execOnly), 0o600)
+	cfg := testConfig(dir)
+	cfg.Rules.Builtin = false
+	cfg.Rules.Dirs = []string{rulesDir}
+	cfg.Sensors.Kernel.Enabled = config.Auto
+	cg := testenv.NewCgroup(t)
+	events := newCollector(cg.ID)
+	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-a.Ready()
+
+	kernelOff := func() bool {
+		for _, k := range a.Status().Events {
+			if k.Kind == "kernel" {
+				return k.Off
+			}
+		}
+		t.Fatal("no kernel kind in status")
+		return false
+	}
+	// unshare(CLONE_NEWUTS) is a kernel event; nothing asks for it yet.
+	isUnshare := func(pid int) func(*event.Event) bool {
+		return func(e *event.Event) bool {
+			return e.Kind == event.KindKernel && int(e.Process.PID) == pid && e.Kernel.Op == event.KernelUnshare
+		}
+	}
+	if !kernelOff() {
+		t.Fatal("kernel sensor on auto sends with no rule on kernel events")
+	}
+	pid, _ := cg.Run(t, "/usr/bin/unshare", "--uts", "/bin/true", "vigil-auto-marker")
+	events.waitFor(t, "the exec rule's alert", isAlert("test-auto-exec", 0))
+	if n := events.count(isUnshare(pid)); n != 0 {
+		t.Errorf("%d unshare events with the kernel sensor on auto and no rule on them", n)
+	}
+
+	os.WriteFile(filepath.Join(rulesDir, "local.yaml"), []byte(execOnly+`  - id: test-auto-unshare
+    name: unshare
+    severity: info
+    on: [kernel]
+    condition: event.action == "unshare"
+`), 0o600)
+	if err := a.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if kernelOff() {
+		t.Fatal("kernel sensor still off with a rule on kernel events")
+	}
+	pid, _ = cg.Run(t, "/usr/bin/unshare", "--uts", "/bin/true")
+	events.waitFor(t, "unshare event once a rule needs it", isUnshare(pid))
+	events.waitFor(t, "the unshare rule's alert", isAlert("test-auto-unshare", pid))
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/event"
+	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/sensor/cred"
 	"github.com/vigilsec/vigil/internal/sensor/file"
@@ -40,7 +41,7 @@ type optionalSensor struct {
 func (a *Agent) optionalSensors() []optionalSensor {
 	s := a.cfg.Sensors
 	return []optionalSensor{
-		{name: "file", enabled: s.File.Enabled, types: []uint16{sensor.TypeFile}, decode: file.Decode, hooks: file.Hooks,
+		{name: "file", enabled: s.File.Enabled.Loaded(), types: []uint16{sensor.TypeFile}, decode: file.Decode, hooks: file.Hooks,
 			load: func(sh *sensor.Shared) (io.Closer, []string, error) {
 				f, err := file.New(file.Config{}, sh)
 				if err != nil {
@@ -57,17 +58,17 @@ func (a *Agent) optionalSensors() []optionalSensor {
 				}
 				return f, f.Skipped, nil
 			}},
-		{name: "cred", enabled: s.Cred.Enabled, types: []uint16{sensor.TypeCred}, decode: cred.Decode, hooks: cred.Hooks,
+		{name: "cred", enabled: s.Cred.Enabled.Loaded(), types: []uint16{sensor.TypeCred}, decode: cred.Decode, hooks: cred.Hooks,
 			load: func(sh *sensor.Shared) (io.Closer, []string, error) {
 				c, err := cred.New(cred.Config{}, sh)
 				return c, nil, err
 			}},
-		{name: "net", enabled: s.Net.Enabled, types: []uint16{sensor.TypeNet}, decode: netsensor.Decode, hooks: netsensor.Hooks,
+		{name: "net", enabled: s.Net.Enabled.Loaded(), types: []uint16{sensor.TypeNet}, decode: netsensor.Decode, hooks: netsensor.Hooks,
 			load: func(sh *sensor.Shared) (io.Closer, []string, error) {
 				n, err := netsensor.New(netsensor.Config{}, sh)
 				return n, nil, err
 			}},
-		{name: "kernel", enabled: s.Kernel.Enabled, types: []uint16{sensor.TypeKernel}, decode: kernel.Decode, hooks: kernel.Hooks,
+		{name: "kernel", enabled: s.Kernel.Enabled.Loaded(), types: []uint16{sensor.TypeKernel}, decode: kernel.Decode, hooks: kernel.Hooks,
 			load: func(sh *sensor.Shared) (io.Closer, []string, error) {
 				k, err := kernel.New(kernel.Config{}, sh)
 				if err != nil {
@@ -85,13 +86,14 @@ func (a *Agent) attach() (err error) {
 	if a.shared, err = sensor.NewShared(a.cfg.Kernel.RingBufferMiB << 20); err != nil {
 		return err
 	}
-	if err := a.applyFilters(); err != nil {
+	if err := a.applyFilters(a.rules.Load()); err != nil {
 		return err
 	}
 	p, err := process.New(process.Config{}, a.shared)
 	if err != nil {
 		return err
 	}
+	a.procSensor = p
 	a.sensors = append(a.sensors, attached{name: "process", hooks: process.Hooks, closer: p})
 	a.decoders[sensor.TypeExec] = process.DecodeExec
 	a.decoders[sensor.TypeFork] = process.DecodeFork
@@ -115,27 +117,43 @@ func (a *Agent) attach() (err error) {
 			a.decoders[t] = o.decode
 		}
 	}
+	if a.cfg.Anomaly.Enabled {
+		if err := a.startAnomaly(); err != nil {
+			a.log.Warn("sensor not loaded; running without it", "sensor", "seq", "err", err)
+			a.sensorErrors = append(a.sensorErrors, SensorStatus{Name: "seq", Error: err.Error()})
+		}
+	}
 	a.reader, err = sensor.NewReader(a.shared, a.cfg.Kernel.Poll.D())
 	return err
 }
 
-// applyFilters tells the kernel what to send, from the configuration.
-func (a *Agent) applyFilters() error {
+// applyFilters tells the kernel what to send, from the configuration and,
+// for sensors set to auto, from the kinds the loaded rules are on.
+func (a *Agent) applyFilters(set *rules.Set) error {
+	needed := map[event.Kind]bool{}
+	if set != nil {
+		for _, k := range set.Needs().Kinds {
+			needed[k] = true
+		}
+	}
 	s := a.cfg.Sensors
 	kinds := []struct {
-		t   uint16
-		cfg config.Sensor
+		t    uint16
+		kind event.Kind
+		cfg  config.Sensor
 	}{
-		{sensor.TypeCred, s.Cred}, {sensor.TypeNet, s.Net}, {sensor.TypeKernel, s.Kernel},
+		{sensor.TypeCred, event.KindCred, s.Cred}, {sensor.TypeNet, event.KindNet, s.Net}, {sensor.TypeKernel, event.KindKernel, s.Kernel},
 	}
 	var errs []error
 	for _, k := range kinds {
-		f := sensor.KindFilter{Enabled: k.cfg.Enabled, Outcome: sensor.Outcome(config.Outcomes[k.cfg.Outcome])}
+		f := sensor.KindFilter{Enabled: k.cfg.Enabled.Sends(needed[k.kind]), Outcome: sensor.Outcome(config.Outcomes[k.cfg.Outcome])}
 		errs = append(errs, a.shared.SetKind(k.t, f))
+		a.kindOff[k.t].Store(!f.Enabled)
 	}
 	fs := s.File
+	a.kindOff[sensor.TypeFile].Store(!fs.Enabled.Sends(needed[event.KindFile]))
 	errs = append(errs, a.shared.SetKind(sensor.TypeFile, sensor.KindFilter{
-		Enabled:    fs.Enabled,
+		Enabled:    fs.Enabled.Sends(needed[event.KindFile]),
 		Outcome:    sensor.Outcome(config.Outcomes[fs.Outcome]),
 		FileWrites: sensor.Interest(config.Interests[fs.Writes]),
 		FileReads:  sensor.Interest(config.Interests[fs.Reads]),

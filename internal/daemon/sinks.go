@@ -86,15 +86,3 @@ func openSink(sc config.Sink, name, spoolDir string, host *event.Host, log *slog
 	}
 	return nil, fmt.Errorf("type %q has no options", sc.Type)
 }
-
-// SinkStats returns the delivery counters of every sink that keeps them
-// (the configured sinks; not stdout or the recording). Safe at any time.
-func (a *Agent) SinkStats() []sink.Stats {
-	var out []sink.Stats
-	for _, s := range a.sinks {
-		if r, ok := s.(sink.Reporter); ok {
-			out = append(out, r.Stats())
-		}
-	}
-	return out
-}

@@ -84,7 +84,7 @@ func TestConfiguredSinksReceiveEvents(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	names := map[string]bool{}
-	for _, st := range a.SinkStats() {
+	for _, st := range a.sinkStats() {
 		names[st.Name] = true
 	}
 	if !names["webhook"] || !names["file"] {

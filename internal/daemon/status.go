@@ -12,31 +12,31 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/internal/detect/anomaly"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/sensor"
-	"github.com/vigilsec/vigil/internal/sink"
 	"github.com/vigilsec/vigil/internal/version"
 )
 
 // Status is what `vigil status` shows: the agent's health and its counters.
 type Status struct {
-	Version         string         `json:"version"`
-	PID             int            `json:"pid"`
-	Started         time.Time      `json:"started"`
-	UptimeSeconds   float64        `json:"uptime_seconds"`
-	Sensors         []SensorStatus `json:"sensors"`
-	EventsPerSecond float64        `json:"events_per_second"`
-	Events          []KindCounts   `json:"events"`
-	DecodeErrors    uint64         `json:"decode_errors"`
-	DuplicateExits  uint64         `json:"duplicate_exits"`
-	Written         uint64         `json:"written"`
-	SinkErrors      uint64         `json:"sink_errors"`
-	Queue           Gauge          `json:"queue"`
-	RingBuffer      Gauge          `json:"ring_buffer_bytes"`
-	ProcessCache    proc.Stats     `json:"process_cache"`
-	Rules           RuleStatus     `json:"rules"`
-	KernelError     string         `json:"kernel_error,omitempty"`
-	Sinks           []sink.Stats   `json:"sinks,omitempty"` // the configured sinks' delivery
+	Version         string                  `json:"version"`
+	PID             int                     `json:"pid"`
+	Started         time.Time               `json:"started"`
+	UptimeSeconds   float64                 `json:"uptime_seconds"`
+	Sensors         []SensorStatus          `json:"sensors"`
+	EventsPerSecond float64                 `json:"events_per_second"`
+	Events          []KindCounts            `json:"events"`
+	DecodeErrors    uint64                  `json:"decode_errors"`
+	DuplicateExits  uint64                  `json:"duplicate_exits"`
+	Written         uint64                  `json:"written"`
+	SinkErrors      uint64                  `json:"sink_errors"`
+	Queue           Gauge                   `json:"queue"`
+	RingBuffer      Gauge                   `json:"ring_buffer_bytes"`
+	ProcessCache    proc.Stats              `json:"process_cache"`
+	Rules           RuleStatus              `json:"rules"`
+	Anomaly         []anomaly.ProfileStatus `json:"anomaly,omitempty"`
+	KernelError     string                  `json:"kernel_error,omitempty"`
 }
 
 // SensorStatus says which kernel hooks a sensor holds, or why it is not running.
@@ -51,7 +51,10 @@ type SensorStatus struct {
 // KernelSent = Received + still in the ring; KernelLost never reached user
 // space; QueueDropped were received but not written.
 type KindCounts struct {
-	Kind           string `json:"kind"`
+	Kind string `json:"kind"`
+	// Off: the kernel sends none of these (the sensor is off, or on auto
+	// and no loaded rule is on the kind).
+	Off            bool   `json:"off,omitempty"`
 	KernelSent     uint64 `json:"kernel_sent"`
 	KernelLost     uint64 `json:"kernel_lost"`
 	KernelFiltered uint64 `json:"kernel_filtered"` // not sent: no rule needs them
@@ -78,7 +81,6 @@ type Gauge struct {
 // Status is a snapshot of the agent's counters. It is safe to call at any time.
 func (a *Agent) Status() Status {
 	st := Status{
-		Sinks:           a.SinkStats(),
 		Version:         version.String(),
 		PID:             os.Getpid(),
 		Started:         a.started,
@@ -91,6 +93,7 @@ func (a *Agent) Status() Status {
 		RingBuffer:      Gauge{Used: a.reader.Pending(), Capacity: int(a.shared.Events.MaxEntries())},
 		ProcessCache:    a.cache.Stats(),
 	}
+	st.Anomaly = a.AnomalyStatus()
 	st.Rules = RuleStatus{AlertsRaised: a.alertsRaised.Load(), AlertsDropped: a.alertsDropped.Load(),
 		Reloads: a.reloads.Load(), ReloadFailures: a.reloadFailures.Load()}
 	if set := a.rules.Load(); set != nil {
@@ -115,6 +118,7 @@ func (a *Agent) Status() Status {
 	for t := uint16(1); t < numTypes; t++ {
 		st.Events = append(st.Events, KindCounts{
 			Kind:           sensor.TypeName(t),
+			Off:            a.kindOff[t].Load(),
 			KernelSent:     kc[t].Sent,
 			KernelLost:     kc[t].Lost,
 			KernelFiltered: kc[t].Filtered,

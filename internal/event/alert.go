@@ -42,6 +42,7 @@ type Alert struct {
 	MITRE       []string // ATT&CK technique ids, e.g. "T1059.004"
 	Message     string   // the rule's output template, filled in
 	Response    string   // what the rule asked for: "alert", "kill", ...
+	DryRun      bool     // the response is to be reported, not carried out
 	Trigger     *Event
 }
 
@@ -54,6 +55,8 @@ func NewAlert(a Alert, trigger *Event) *Event {
 		Process:   trigger.Process,
 		Parent:    trigger.Parent,
 		Ancestors: trigger.Ancestors,
+		Origin:    trigger.Origin,
+		Container: trigger.Container,
 		Alert:     &a,
 	}
 }

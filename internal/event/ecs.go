@@ -9,24 +9,25 @@ import (
 // Document is an Event rendered with Elastic Common Schema field names, the
 // shape every JSON output shares. docs/events.md describes each field.
 type Document struct {
-	Timestamp   string       `json:"@timestamp"`
-	Event       ecsEvent     `json:"event"`
-	Process     ecsProcess   `json:"process"`
-	User        ecsUser      `json:"user"`
-	Group       ecsID        `json:"group"`
-	Host        *ecsHost     `json:"host,omitempty"`
-	Container   *ecsID       `json:"container,omitempty"`
-	File        *ecsFile     `json:"file,omitempty"`
-	Source      *ecsEndpoint `json:"source,omitempty"`
-	Destination *ecsEndpoint `json:"destination,omitempty"`
-	Network     *ecsNetwork  `json:"network,omitempty"`
-	DNS         *ecsDNS      `json:"dns,omitempty"`
-	Error       *ecsError    `json:"error,omitempty"`
-	Rule        *ecsRule     `json:"rule,omitempty"`
-	Threat      *ecsThreat   `json:"threat,omitempty"`
-	Message     string       `json:"message,omitempty"`
-	Tags        []string     `json:"tags,omitempty"`
-	Vigil       vigilDetails `json:"vigil"`
+	Timestamp    string           `json:"@timestamp"`
+	Event        ecsEvent         `json:"event"`
+	Process      ecsProcess       `json:"process"`
+	User         ecsUser          `json:"user"`
+	Group        ecsID            `json:"group"`
+	Host         *ecsHost         `json:"host,omitempty"`
+	Container    *ecsContainer    `json:"container,omitempty"`
+	Orchestrator *ecsOrchestrator `json:"orchestrator,omitempty"`
+	File         *ecsFile         `json:"file,omitempty"`
+	Source       *ecsEndpoint     `json:"source,omitempty"`
+	Destination  *ecsEndpoint     `json:"destination,omitempty"`
+	Network      *ecsNetwork      `json:"network,omitempty"`
+	DNS          *ecsDNS          `json:"dns,omitempty"`
+	Error        *ecsError        `json:"error,omitempty"`
+	Rule         *ecsRule         `json:"rule,omitempty"`
+	Threat       *ecsThreat       `json:"threat,omitempty"`
+	Message      string           `json:"message,omitempty"`
+	Tags         []string         `json:"tags,omitempty"`
+	Vigil        vigilDetails     `json:"vigil"`
 }
 
 type ecsRule struct {
@@ -142,6 +143,8 @@ type ecsThread struct {
 }
 
 type vigilDetails struct {
+	// Origin: "host" or "container"; absent when not resolved.
+	Origin  string        `json:"origin,omitempty"`
 	Process *vigilProcess `json:"process,omitempty"`
 	Exec    *vigilExec    `json:"exec,omitempty"`
 	Exit    *vigilExit    `json:"exit,omitempty"`
@@ -152,11 +155,14 @@ type vigilDetails struct {
 	Net     *vigilNet     `json:"net,omitempty"`
 	Kernel  *vigilKernel  `json:"kernel,omitempty"`
 	Alert   *vigilAlert   `json:"alert,omitempty"`
+	// Response is set on response events (response.go).
+	Response *vigilResponse `json:"response,omitempty"`
 }
 
 type vigilAlert struct {
 	Severity string    `json:"severity"`
 	Response string    `json:"response,omitempty"`
+	DryRun   bool      `json:"dry_run,omitempty"`
 	Trigger  *Document `json:"trigger,omitempty"`
 }
 
@@ -166,6 +172,7 @@ type vigilExec struct {
 	StdinSocket  bool `json:"stdin_socket,omitempty"`
 	StdoutSocket bool `json:"stdout_socket,omitempty"`
 	StderrSocket bool `json:"stderr_socket,omitempty"`
+	Killed       bool `json:"killed,omitempty"`
 }
 
 type vigilFile struct {
@@ -247,7 +254,10 @@ type vigilExit struct {
 }
 
 type vigilCgroup struct {
-	ID uint64 `json:"id"`
+	ID   uint64 `json:"id"`
+	Path string `json:"path,omitempty"`
+	// PodQoS is the Kubernetes QoS class the cgroup path names.
+	PodQoS string `json:"pod_qos,omitempty"`
 }
 
 const timeFormat = "2006-01-02T15:04:05.000000000Z07:00"
@@ -320,11 +330,12 @@ func (e *Event) Doc(host *Host, seq uint64) Document {
 	d.Vigil.Process = vp
 	if x := e.Exec; x != nil {
 		d.Vigil.Exec = &vigilExec{SecureExec: x.SecureExec, FileUnlinked: x.FileUnlinked,
-			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket}
+			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket, Killed: x.Killed}
 	}
 	if e.Process.CgroupID != 0 {
 		d.Vigil.Cgroup = &vigilCgroup{ID: e.Process.CgroupID}
 	}
+	containerDoc(e, &d)
 	if e.Exit != nil {
 		code := e.Exit.Code
 		d.Process.ExitCode = &code

@@ -10,6 +10,8 @@ func (e *Event) kindDoc(d *Document) {
 	switch {
 	case e.Alert != nil:
 		alertDoc(e.Alert, d)
+	case e.Response != nil:
+		responseDoc(e.Response, d)
 	case e.File != nil:
 		fileDoc(e.File, d)
 	case e.Cred != nil:
@@ -120,7 +122,7 @@ func alertDoc(a *Alert, d *Document) {
 			d.Threat.Technique = append(d.Threat.Technique, ecsTechnique{ID: id})
 		}
 	}
-	d.Vigil.Alert = &vigilAlert{Severity: a.Severity.String(), Response: a.Response}
+	d.Vigil.Alert = &vigilAlert{Severity: a.Severity.String(), Response: a.Response, DryRun: a.DryRun}
 	if a.Trigger != nil {
 		td := a.Trigger.Doc(nil, 0)
 		d.Vigil.Alert.Trigger = &td

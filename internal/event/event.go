@@ -19,18 +19,21 @@ const (
 	KindKernel
 	// KindAlert is a detection: a rule matched another event.
 	KindAlert
+	// KindResponse is an action taken (or not) because a rule asked for it.
+	KindResponse
 )
 
 var kindNames = [...]string{
-	KindUnknown: "unknown",
-	KindExec:    "exec",
-	KindFork:    "fork",
-	KindExit:    "exit",
-	KindFile:    "file",
-	KindCred:    "cred",
-	KindNet:     "net",
-	KindKernel:  "kernel",
-	KindAlert:   "alert",
+	KindUnknown:  "unknown",
+	KindExec:     "exec",
+	KindFork:     "fork",
+	KindExit:     "exit",
+	KindFile:     "file",
+	KindCred:     "cred",
+	KindNet:      "net",
+	KindKernel:   "kernel",
+	KindAlert:    "alert",
+	KindResponse: "response",
 }
 
 func (k Kind) String() string {
@@ -68,6 +71,13 @@ type Event struct {
 	Net    *Net
 	Kernel *Kernel
 	Alert  *Alert
+
+	// Origin and Container are filled by container attribution from the
+	// process's cgroup: Container is set when Origin is OriginContainer.
+	Origin    Origin
+	Container *Container
+	// Response is set on KindResponse events.
+	Response *Response
 }
 
 // Exec holds what is particular to an exec beyond the new Process.
@@ -79,6 +89,9 @@ type Exec struct {
 	FileUnlinked bool
 	// StdioSockets: fds 0, 1 and 2 are sockets (as in a reverse shell).
 	StdinSocket, StdoutSocket, StderrSocket bool
+	// Killed: a kill rule matched in the kernel, which sent SIGKILL before
+	// the new program ran its first instruction.
+	Killed bool
 }
 
 // Process describes a process: its identity (PID and start time), the program

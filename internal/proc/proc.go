@@ -584,3 +584,24 @@ func (c *Cache) Stats() Stats {
 	s.Alive, s.Exited = c.nAlive, c.nExited
 	return s
 }
+
+// Programs calls fn with the pid, executable and script of every Alive
+// process, for callers that pick processes by program (the anomaly sensor
+// selects those that started before the agent this way).
+func (c *Cache) Programs(fn func(pid uint32, executable, script string)) {
+	type prog struct {
+		pid            uint32
+		executable, sc string
+	}
+	c.mu.Lock()
+	progs := make([]prog, 0, c.nAlive)
+	for k, e := range c.entries {
+		if e.state == Alive {
+			progs = append(progs, prog{k.PID, e.executable, e.script})
+		}
+	}
+	c.mu.Unlock()
+	for _, p := range progs {
+		fn(p.pid, p.executable, p.sc)
+	}
+}

@@ -71,6 +71,7 @@ func newEvalCtx() (*evalCtx, error) {
 	}
 	c.inst[instDest].which = 1
 	set(instQuestion, byName("DNSQuestion"))
+	set(instOrchResource, byName("OrchestratorResource"))
 	set(instCredOld, byName("Creds"))
 	set(instCredNew, byName("Creds"))
 	c.inst[instCredNew].which = 1
@@ -134,6 +135,8 @@ func (c *evalCtx) ResolveName(name string) (any, bool) {
 		i = instHost
 	case "error":
 		i = instError
+	case "orchestrator":
+		i = instOrchestrator
 	default:
 		return nil, false
 	}

@@ -336,7 +336,7 @@ func (c *compiler) rule(r *rawRule) *rule {
 	}
 	out := &rule{
 		info: RuleInfo{ID: r.id, Name: r.name, Description: r.description, Severity: r.severity, On: r.on,
-			Enabled: r.enabled, Tags: r.tags, MITRE: r.mitre, Response: r.response, Source: r.pos},
+			Enabled: r.enabled, Tags: r.tags, MITRE: r.mitre, Response: r.response, DryRun: r.dryRun, Source: r.pos},
 		msg:    msg,
 		tests:  tests,
 		writes: r.writes,
@@ -355,6 +355,12 @@ func (c *compiler) rule(r *rawRule) *rule {
 		}
 		out.excs = append(out.excs, exception{name: x.name.value(), prog: prog})
 	}
+	plan, err := planFor(out.info, cond, len(r.exceptions) > 0)
+	if err != nil {
+		c.errs.add(r.responsePos, "rule %q: %v", r.id, err)
+		return nil
+	}
+	out.info.Plan = plan
 	out.prog = out.cond
 	if g, ok := guardOf(cond); ok {
 		out.guard = g

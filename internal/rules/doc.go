@@ -27,6 +27,7 @@
 //	        condition: process.parent.executable == "/usr/local/go/bin/go"
 //	    output: "{process.executable} run by {process.parent.executable} (pid {process.pid})"
 //	    response: alert                   # alert (default), kill, deny, block-ip, isolate-host, freeze
+//	    dry_run: false                    # true: report the response, do not carry it out
 //	    enabled: true                     # the default
 //	    watch:                            # what the kernel must report for this rule
 //	      writes: [/etc/passwd]
@@ -45,8 +46,10 @@
 // or rule replaces an earlier one of the same name or id (Set.Notices
 // reports it, for a debug log); two in the same file are an error. A list
 // entry with "append: true" adds its items to an existing list instead.
-// An override changes a rule by id: enabled, severity, response and output
-// replace the rule's, exceptions are added to its own.
+// An override changes a rule by id: enabled, severity, response, dry_run and
+// output replace the rule's, exceptions are added to its own. A response
+// other than alert must be one Vigil can carry out for the rule's condition
+// (docs/response.md); Load refuses it otherwise, with the reason.
 //
 // # Conditions
 //
@@ -71,7 +74,8 @@
 //	             ancestors (list of {pid, entity_id, name, executable, args}, grandparent first)
 //	user         id (real uid), audit_id (login uid; empty when unset)
 //	group        id (real gid)
-//	file         path, name, directory, target_path, raw_path, target_raw_path, op, created,
+//	file         path, name, directory, target_path, target_name, target_directory, raw_path,
+//	             target_raw_path, op, created,
 //	             write, watched, path_resolved, mode (permission bits, int), open_flags,
 //	             uid, gid (chown's new owner; empty when unchanged)
 //	source       ip, port (the local end)

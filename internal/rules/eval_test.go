@@ -314,7 +314,7 @@ func TestAlertFields(t *testing.T) {
     tags: [execution, container]
     mitre: [T1059.004]
     on: [exec]
-    response: kill
+    response: freeze
     condition: process.name == "x"
     output: "{process.name}!"
 `))
@@ -326,7 +326,7 @@ func TestAlertFields(t *testing.T) {
 	}
 	want := event.NewAlert(event.Alert{RuleID: "r", RuleName: "The rule", Description: "What it means.",
 		Severity: event.SeverityCritical, Tags: []string{"execution", "container"}, MITRE: []string{"T1059.004"},
-		Message: "x!", Response: "kill"}, e)
+		Message: "x!", Response: "freeze"}, e)
 	if diff := cmp.Diff(want, got[0]); diff != "" {
 		t.Errorf("alert (-want +got):\n%s", diff)
 	}
@@ -406,7 +406,7 @@ func TestRules(t *testing.T) {
     condition: "true"
 `), files("u.yaml", "overrides:\n  - id: a\n    enabled: false\n    response: freeze\n"))
 	want := []RuleInfo{{ID: "a", Name: "A", Severity: event.SeverityError, On: []event.Kind{event.KindExec, event.KindExit},
-		Enabled: false, Tags: []string{"x"}, MITRE: []string{"T1059"}, Response: "freeze", Source: Pos{File: "r.yaml", Line: 2, Column: 9}}}
+		Enabled: false, Tags: []string{"x"}, MITRE: []string{"T1059"}, Response: "freeze", Plan: &Plan{}, Source: Pos{File: "r.yaml", Line: 2, Column: 9}}}
 	if diff := cmp.Diff(want, s.Rules()); diff != "" {
 		t.Errorf("Rules (-want +got):\n%s", diff)
 	}

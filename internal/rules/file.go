@@ -64,6 +64,8 @@ type rawRule struct {
 	exceptions  []rawException
 	output      *scalar
 	response    string
+	responsePos Pos // where response was set, for errors about it
+	dryRun      bool
 	enabled     bool
 	writes      []string
 	reads       []string
@@ -76,6 +78,7 @@ type rawOverride struct {
 	enabled    *bool
 	severity   event.Severity
 	response   string
+	dryRun     *bool
 	output     *scalar
 	exceptions []rawException
 }
@@ -381,6 +384,11 @@ func (p *parser) response(v *yaml.Node) string {
 
 func (p *parser) rule(n *yaml.Node) *rawRule {
 	r := &rawRule{f: p.f, pos: p.f.pos(n), enabled: true, response: "alert"}
+	defer func() {
+		if r.responsePos.Line == 0 {
+			r.responsePos = r.pos
+		}
+	}()
 	valid := p.mapping(n, "rule", map[string]func(v *yaml.Node){
 		"id": func(v *yaml.Node) {
 			if s, ok := p.str(v, "id"); ok {
@@ -433,7 +441,8 @@ func (p *parser) rule(n *yaml.Node) *rawRule {
 				r.output = &scalar{f: p.f, n: v}
 			}
 		},
-		"response": func(v *yaml.Node) { r.response = p.response(v) },
+		"response": func(v *yaml.Node) { r.response, r.responsePos = p.response(v), p.f.pos(v) },
+		"dry_run":  func(v *yaml.Node) { r.dryRun, _ = p.boolean(v, "dry_run") },
 		"enabled":  func(v *yaml.Node) { r.enabled, _ = p.boolean(v, "enabled") },
 		"watch": func(v *yaml.Node) {
 			paths := func(v *yaml.Node, what string) []string {
@@ -496,6 +505,11 @@ func (p *parser) override(n *yaml.Node) *rawOverride {
 		},
 		"severity": func(v *yaml.Node) { o.severity = p.severity(v) },
 		"response": func(v *yaml.Node) { o.response = p.response(v) },
+		"dry_run": func(v *yaml.Node) {
+			if b, ok := p.boolean(v, "dry_run"); ok {
+				o.dryRun = &b
+			}
+		},
 		"output": func(v *yaml.Node) {
 			if _, ok := p.str(v, "output"); ok {
 				o.output = &scalar{f: p.f, n: v}

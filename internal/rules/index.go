@@ -22,11 +22,12 @@ import (
 // bool field is true. A rule's guard is a list of such tests, one of which
 // holds whenever the rule matches.
 type guard struct {
-	inst   int
-	field  *fieldDef
-	strs   []string
-	ints   []int64
-	isBool bool
+	inst     int
+	field    *fieldDef
+	strs     []string
+	ints     []int64
+	prefixes []string // the field starts with one of these
+	isBool   bool
 }
 
 // guardOf picks a guard for a checked condition, or reports there is none.
@@ -74,14 +75,20 @@ func guardsOf(a *celast.AST, e celast.Expr) ([]guard, int) {
 		return nil, 0
 	}
 	// The action and outcome tell events of a kind apart less than their
-	// other fields do (every exec is "exec"; most file events succeed).
+	// other fields do (every exec is "exec"; most file events succeed), an
+	// operation (most file events are opens) less than a flag, a flag less
+	// than a prefix, a prefix less than a whole value.
 	switch {
 	case g.inst == instEvent:
 		return []guard{g}, 1
-	case g.isBool:
+	case g.field.name == "op":
 		return []guard{g}, 2
+	case g.isBool:
+		return []guard{g}, 3
+	case len(g.prefixes) > 0:
+		return []guard{g}, 4
 	}
-	return []guard{g}, 3
+	return []guard{g}, 5
 }
 
 func guardExpr(a *celast.AST, e celast.Expr) (guard, bool) {
@@ -94,6 +101,9 @@ func guardExpr(a *celast.AST, e celast.Expr) (guard, bool) {
 	}
 	call := e.AsCall()
 	args := call.Args()
+	if call.IsMemberFunction() {
+		return prefixGuard(a, call)
+	}
 	if len(args) != 2 {
 		return guard{}, false
 	}
@@ -110,29 +120,8 @@ func guardExpr(a *celast.AST, e celast.Expr) (guard, bool) {
 		if !ok {
 			return guard{}, false
 		}
-		var elems []ref.Val
-		switch args[1].Kind() {
-		case celast.ListKind:
-			for _, x := range args[1].AsList().Elements() {
-				if x.Kind() != celast.LiteralKind {
-					return guard{}, false
-				}
-				elems = append(elems, x.AsLiteral())
-			}
-		case celast.IdentKind: // a rule file's list, a constant
-			r, ok := a.ReferenceMap()[args[1].ID()]
-			if !ok || r.Value == nil {
-				return guard{}, false
-			}
-			l, ok := r.Value.(traits.Lister)
-			if !ok {
-				return guard{}, false
-			}
-			n, _ := l.Size().(types.Int)
-			for i := types.Int(0); i < n; i++ {
-				elems = append(elems, l.Get(i))
-			}
-		default:
+		elems, ok := constElems(a, args[1])
+		if !ok {
 			return guard{}, false
 		}
 		for _, x := range elems {
@@ -143,6 +132,73 @@ func guardExpr(a *celast.AST, e celast.Expr) (guard, bool) {
 		return g, true
 	}
 	return guard{}, false
+}
+
+// constElems returns the values of a constant list: a list literal of
+// literals, or a rule file's list.
+func constElems(a *celast.AST, e celast.Expr) ([]ref.Val, bool) {
+	var elems []ref.Val
+	switch e.Kind() {
+	case celast.ListKind:
+		for _, x := range e.AsList().Elements() {
+			if x.Kind() != celast.LiteralKind {
+				return nil, false
+			}
+			elems = append(elems, x.AsLiteral())
+		}
+	case celast.IdentKind: // a rule file's list, a constant
+		r, ok := a.ReferenceMap()[e.ID()]
+		if !ok || r.Value == nil {
+			return nil, false
+		}
+		l, ok := r.Value.(traits.Lister)
+		if !ok {
+			return nil, false
+		}
+		n, _ := l.Size().(types.Int)
+		for i := types.Int(0); i < n; i++ {
+			elems = append(elems, l.Get(i))
+		}
+	default:
+		return nil, false
+	}
+	return elems, true
+}
+
+// prefixGuard makes a guard of field.startsWith("lit") and
+// field.startsWithAny(list).
+func prefixGuard(a *celast.AST, call celast.CallExpr) (guard, bool) {
+	args := call.Args()
+	if len(args) != 1 {
+		return guard{}, false
+	}
+	g, ok := fieldPath(a, call.Target())
+	if !ok || !g.field.typ.IsExactType(types.StringType) {
+		return guard{}, false
+	}
+	var elems []ref.Val
+	switch call.FunctionName() {
+	case "startsWith":
+		if args[0].Kind() != celast.LiteralKind {
+			return guard{}, false
+		}
+		elems = []ref.Val{args[0].AsLiteral()}
+	case "startsWithAny":
+		var ok bool
+		if elems, ok = constElems(a, args[0]); !ok {
+			return guard{}, false
+		}
+	default:
+		return guard{}, false
+	}
+	for _, x := range elems {
+		s, ok := x.(types.String)
+		if !ok {
+			return guard{}, false
+		}
+		g.prefixes = append(g.prefixes, string(s))
+	}
+	return g, len(g.prefixes) > 0
 }
 
 // add adds a value the field may equal; false when its type does not fit.
@@ -232,11 +288,12 @@ type kindIndex struct {
 
 // guardedField maps the values of one field to the rules it guards.
 type guardedField struct {
-	inst   int
-	field  *fieldDef
-	strs   map[string][]uint64 // value -> bitmap over rules
-	ints   map[int64][]uint64
-	onTrue []uint64
+	inst     int
+	field    *fieldDef
+	strs     map[string][]uint64 // value -> bitmap over rules
+	ints     map[int64][]uint64
+	prefixes *prefixNode // prefix of the value -> bitmap over rules
+	onTrue   []uint64
 }
 
 func newKindIndex(rules []*rule) *kindIndex {
@@ -283,6 +340,13 @@ func (ix *kindIndex) add(i int, g guard) {
 	for _, n := range g.ints {
 		gf.ints[n] = mark(gf.ints[n])
 	}
+	for _, p := range g.prefixes {
+		if gf.prefixes == nil {
+			gf.prefixes = &prefixNode{}
+		}
+		n := gf.prefixes.insert(p)
+		n.rules = mark(n.rules)
+	}
 }
 
 // candidates returns the bitmap of rules whose guard holds for the event
@@ -295,8 +359,14 @@ func (ix *kindIndex) candidates(c *evalCtx) []uint64 {
 		o := &c.inst[f.inst]
 		switch fd := f.field; {
 		case fd.rawStr != nil:
-			m = f.strs[fd.rawStr(o)]
-		case fd.rawInt != nil:
+			v := fd.rawStr(o)
+			if len(f.strs) > 0 {
+				m = f.strs[v]
+			}
+			if f.prefixes != nil {
+				f.prefixes.match(v, cand)
+			}
+		case fd.rawInt != nil && len(f.ints) > 0:
 			m = f.ints[fd.rawInt(o)]
 		case fd.rawBool != nil:
 			if fd.rawBool(o) {
@@ -308,4 +378,70 @@ func (ix *kindIndex) candidates(c *evalCtx) []uint64 {
 		}
 	}
 	return cand
+}
+
+// prefixNode is a radix tree of string prefixes: each node's label
+// continues its parent's, and rules is the bitmap of the rules guarded by
+// the prefix that ends at the node.
+type prefixNode struct {
+	label string
+	rules []uint64
+	kids  []*prefixNode // their labels start with distinct bytes
+}
+
+// insert returns the node for prefix p, splitting edges as needed.
+func (n *prefixNode) insert(p string) *prefixNode {
+	for p != "" {
+		var kid *prefixNode
+		for _, k := range n.kids {
+			if k.label[0] == p[0] {
+				kid = k
+			}
+		}
+		if kid == nil {
+			kid = &prefixNode{label: p}
+			n.kids = append(n.kids, kid)
+			return kid
+		}
+		common := 0
+		for common < len(p) && common < len(kid.label) && p[common] == kid.label[common] {
+			common++
+		}
+		if common < len(kid.label) {
+			// Split: kid keeps the tail under a new node for the common part.
+			mid := &prefixNode{label: kid.label[:common], kids: []*prefixNode{kid}}
+			kid.label = kid.label[common:]
+			for i, k := range n.kids {
+				if k == kid {
+					n.kids[i] = mid
+				}
+			}
+			kid = mid
+		}
+		n, p = kid, p[common:]
+	}
+	return n
+}
+
+// match ors into cand the rules of every prefix of v in the tree.
+func (n *prefixNode) match(v string, cand []uint64) {
+	for {
+		for i, w := range n.rules {
+			cand[i] |= w
+		}
+		if v == "" {
+			return
+		}
+		var next *prefixNode
+		for _, k := range n.kids {
+			if k.label[0] == v[0] {
+				next = k
+				break
+			}
+		}
+		if next == nil || len(v) < len(next.label) || v[:len(next.label)] != next.label {
+			return
+		}
+		n, v = next, v[len(next.label):]
+	}
 }

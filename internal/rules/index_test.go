@@ -26,13 +26,14 @@ func TestGuards(t *testing.T) {
 	}
 	want := map[string]string{
 		"web-server-spawns-shell": "name", "reverse-shell": "stdin_socket", "deleted-binary": "file_unlinked",
-		"setuid-exec-from-tmp": "secure_exec", "recon-tool": "name", "curl-pipe-shell": "name",
+		"setuid-exec-from-tmp": "executable", "recon-tool": "name", "curl-pipe-shell": "name",
 		"base64-decode-exec": "name", "crontab-edit": "name", "sudo-from-web": "name", "passwd-written": "path",
-		"shadow-read": "path", "ssh-key-written": "write", "setuid-chmod": "action", "log-deleted": "action",
-		"cron-written": "write", "suspicious-port": "port", "shell-connects-out": "executable name", "history-cleared": "name name",
-		"web-server-connects-out": "name", "binary-dir-write": "directory", "dns-tunnel": "action", "listen-from-tmp": "action",
+		"shadow-read": "path", "ssh-key-written": "write", "setuid-chmod": "action", "log-deleted": "path",
+		"cron-written": "path path", "suspicious-port": "port", "shell-connects-out": "executable name", "history-cleared": "name name",
+		"web-server-connects-out": "name", "binary-dir-write": "directory", "dns-tunnel": "action", "listen-from-tmp": "executable",
 		"setuid-root": "euid", "module-load": "action", "ptrace-attach": "arg_name", "user-namespace": "action",
-		"fileless-exec": "action", "crash-loop": "exit_signal",
+		"fileless-exec": "path", "crash-loop": "exit_signal", "exec-from-writable-dir": "executable",
+		"interpreter-from-tmp": "script",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("guards (-want +got):\n%s", diff)
@@ -47,7 +48,7 @@ func randomEvent(r *rand.Rand) *event.Event {
 	e := &event.Event{Kind: kinds[r.IntN(len(kinds))], Return: int64(r.IntN(2)) * -1}
 	proc := func() event.Process {
 		return event.Process{PID: r.Uint32N(100), Name: pick("sh", "bash", "nmap", "base64", "crontab", "sudo", "ls", "rm", "useradd", "sshd"),
-			Executable: pick("/tmp/x", "/bin/sh", "/usr/bin/ls", "/dev/shm/y", "/usr/bin/bash"), Script: pick("", "/tmp/s.py"),
+			Executable: pick("/tmp/x", "/bin/sh", "/usr/bin/ls", "/dev/shm/y", "/usr/bin/bash", "/tmp", "/tmpx/y", "/var/tmp/z", "/memfd:x", ""), Script: pick("", "/tmp/s.py"),
 			Args: []string{pick("x", "-d", "--decode", "/root/.bash_history", "a")}, EUID: r.Uint32N(2) * 1000}
 	}
 	e.Process = proc()
@@ -63,7 +64,9 @@ func randomEvent(r *rand.Rand) *event.Event {
 		e.Exit = &event.ExitStatus{Signal: pick2(r, 0, 11, 9)}
 	case event.KindFile:
 		e.File = &event.File{Op: event.FileOp(pick("open", "create", "chmod", "unlink")), Write: r.IntN(2) == 0, Mode: uint32(r.IntN(8192)),
-			Path: pick("/etc/passwd", "/etc/shadow", "/var/log/x", "/etc/crontab", "/usr/bin/ls", "/home/a/.ssh/authorized_keys", "/tmp/f")}
+			Path: pick("/etc/passwd", "/etc/shadow", "/var/log/x", "/etc/crontab", "/usr/bin/ls", "/home/a/.ssh/authorized_keys", "/tmp/f",
+				"/var/log", "/var/logs/x", "/tmp", "/tmpx/f", "", "/", "/etc/sudoers.d/x", "/etc/.x", "/var/log/auth.log", "/etc/cron.d/job"),
+			TargetPath: pick("", "/etc/shadow", "/var/log/wtmp", "/etc/sudoers", "/etc/cron.daily/x")}
 	case event.KindNet:
 		e.Net = &event.Net{Op: event.NetOp(pick("connect", "dns", "listen", "bind")), Family: pick("ipv4", "unix"),
 			Destination: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(pick2(r, 443, 4444, 8081))),
@@ -82,7 +85,12 @@ func pick2(r *rand.Rand, xs ...int) int { return xs[r.IntN(len(xs))] }
 // TestIndexEquivalent checks that the index changes nothing: the same
 // alerts as evaluating every rule of the kind.
 func TestIndexEquivalent(t *testing.T) {
-	s := mustLoad(t, Dir("testdata/bench"))
+	for _, dir := range []string{"testdata/bench", "defaults"} {
+		t.Run(dir, func(t *testing.T) { testIndexEquivalent(t, mustLoad(t, Dir(dir))) })
+	}
+}
+
+func testIndexEquivalent(t *testing.T, s *Set) {
 	var events []*event.Event
 	for _, r := range s.rules {
 		for _, tc := range r.tests {
@@ -113,5 +121,31 @@ func TestIndexEquivalent(t *testing.T) {
 	}
 	if total < 1000 {
 		t.Errorf("only %d alerts in all: the events test too little", total)
+	}
+}
+
+func TestPrefixTree(t *testing.T) {
+	root := &prefixNode{}
+	prefixes := []string{"/etc/", "/etc/sudoers", "/etc/sudoers.d/", "/e", "/var/log/", "/var/lib/", "/", "/etc/"}
+	for i, p := range prefixes {
+		n := root.insert(p)
+		if n.rules == nil {
+			n.rules = make([]uint64, 1)
+		}
+		n.rules[0] |= 1 << i
+	}
+	for _, v := range []string{"", "/", "/e", "/etc", "/etc/", "/etc/sudoers", "/etc/sudoers.d/x", "/etc/sudoersX", "/var/log", "/var/log/x",
+		"/var/lib/x", "/var/li", "x/etc/", "/etc/passwd"} {
+		var want uint64
+		for i, p := range prefixes {
+			if strings.HasPrefix(v, p) {
+				want |= 1 << i
+			}
+		}
+		got := make([]uint64, 1)
+		root.match(v, got)
+		if got[0] != want {
+			t.Errorf("match(%q) = %b, want %b", v, got[0], want)
+		}
 	}
 }

@@ -249,8 +249,12 @@ func (l *loader) override(o *rawOverride) {
 		changed = append(changed, "severity="+r.severity.String())
 	}
 	if o.response != "" {
-		r.response = o.response
+		r.response, r.responsePos = o.response, o.pos
 		changed = append(changed, "response="+r.response)
+	}
+	if o.dryRun != nil {
+		r.dryRun = *o.dryRun
+		changed = append(changed, fmt.Sprintf("dry_run=%t", r.dryRun))
 	}
 	if o.output != nil {
 		r.output = o.output

@@ -133,6 +133,9 @@ type recEvent struct {
 	Net       *recNet       `json:"net,omitempty"`
 	Kernel    *recKernel    `json:"kernel,omitempty"`
 	Alert     *recAlert     `json:"alert,omitempty"`
+	Origin    uint8         `json:"origin,omitempty"`
+	Container *recContainer `json:"container,omitempty"`
+	Response  *recResponse  `json:"response,omitempty"`
 }
 
 type recProcess struct {
@@ -182,6 +185,7 @@ type recExec struct {
 	StdinSocket  bool `json:"stdin_socket"`
 	StdoutSocket bool `json:"stdout_socket"`
 	StderrSocket bool `json:"stderr_socket"`
+	Killed       bool `json:"killed,omitempty"`
 }
 
 type recFile struct {
@@ -264,7 +268,17 @@ type recAlert struct {
 	MITRE       []bstr    `json:"mitre"`
 	Message     bstr      `json:"message"`
 	Response    bstr      `json:"response"`
+	DryRun      bool      `json:"dry_run,omitempty"`
 	Trigger     *recEvent `json:"trigger,omitempty"`
+}
+
+type recResponse struct {
+	RuleID    bstr `json:"rule_id"`
+	Action    bstr `json:"action"`
+	Mechanism bstr `json:"mechanism"`
+	Target    bstr `json:"target"`
+	Outcome   bstr `json:"outcome"`
+	Reason    bstr `json:"reason"`
 }
 
 func toRec(e *event.Event) *recEvent {
@@ -289,7 +303,7 @@ func toRec(e *event.Event) *recEvent {
 	}
 	if x := e.Exec; x != nil {
 		r.Exec = &recExec{SecureExec: x.SecureExec, FileUnlinked: x.FileUnlinked,
-			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket}
+			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket, Killed: x.Killed}
 	}
 	if f := e.File; f != nil {
 		r.File = &recFile{Op: bstr(f.Op), Path: bstr(f.Path), PathResolved: f.PathResolved, RawPath: bstr(f.RawPath),
@@ -315,10 +329,15 @@ func toRec(e *event.Event) *recEvent {
 	if a := e.Alert; a != nil {
 		r.Alert = &recAlert{RuleID: bstr(a.RuleID), RuleName: bstr(a.RuleName), Description: bstr(a.Description),
 			Severity: uint8(a.Severity), Tags: bstrs(a.Tags), MITRE: bstrs(a.MITRE), Message: bstr(a.Message),
-			Response: bstr(a.Response)}
+			Response: bstr(a.Response), DryRun: a.DryRun}
 		if a.Trigger != nil {
 			r.Alert.Trigger = toRec(a.Trigger)
 		}
+	}
+	r.Origin, r.Container = uint8(e.Origin), toRecContainer(e.Container)
+	if x := e.Response; x != nil {
+		r.Response = &recResponse{RuleID: bstr(x.RuleID), Action: bstr(x.Action), Mechanism: bstr(x.Mechanism),
+			Target: bstr(x.Target), Outcome: bstr(x.Outcome), Reason: bstr(x.Reason)}
 	}
 	return r
 }
@@ -347,6 +366,8 @@ func (r *recEvent) event() (*event.Event, error) {
 	case ok:
 	case r.Kind == event.KindAlert.String():
 		kind = event.KindAlert
+	case r.Kind == event.KindResponse.String():
+		kind = event.KindResponse
 	case r.Kind == event.KindUnknown.String():
 		kind = event.KindUnknown
 	default:
@@ -369,7 +390,7 @@ func (r *recEvent) event() (*event.Event, error) {
 	}
 	if x := r.Exec; x != nil {
 		e.Exec = &event.Exec{SecureExec: x.SecureExec, FileUnlinked: x.FileUnlinked,
-			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket}
+			StdinSocket: x.StdinSocket, StdoutSocket: x.StdoutSocket, StderrSocket: x.StderrSocket, Killed: x.Killed}
 	}
 	if f := r.File; f != nil {
 		e.File = &event.File{Op: event.FileOp(f.Op), Path: string(f.Path), PathResolved: f.PathResolved,
@@ -395,7 +416,7 @@ func (r *recEvent) event() (*event.Event, error) {
 	if a := r.Alert; a != nil {
 		e.Alert = &event.Alert{RuleID: string(a.RuleID), RuleName: string(a.RuleName), Description: string(a.Description),
 			Severity: event.Severity(a.Severity), Tags: strsOf(a.Tags), MITRE: strsOf(a.MITRE), Message: string(a.Message),
-			Response: string(a.Response)}
+			Response: string(a.Response), DryRun: a.DryRun}
 		if a.Trigger != nil {
 			t, err := a.Trigger.event()
 			if err != nil {
@@ -403,6 +424,11 @@ func (r *recEvent) event() (*event.Event, error) {
 			}
 			e.Alert.Trigger = t
 		}
+	}
+	e.Origin, e.Container = event.Origin(r.Origin), r.Container.container()
+	if x := r.Response; x != nil {
+		e.Response = &event.Response{RuleID: string(x.RuleID), Action: string(x.Action), Mechanism: string(x.Mechanism),
+			Target: string(x.Target), Outcome: string(x.Outcome), Reason: string(x.Reason)}
 	}
 	return e, nil
 }

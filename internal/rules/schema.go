@@ -66,24 +66,26 @@ const (
 	instEvent = iota
 	instProcess
 	instParent
-	instProcessIDs                      // 4 ids of the process: user, real_user, group, real_group
-	instParentIDs  = instProcessIDs + 4 // and of the parent
-	instUser       = instParentIDs + 4
-	instGroup      = instUser + 1
-	instFile       = instGroup + 1
-	instSource     = instFile + 1
-	instDest       = instSource + 1
-	instNetwork    = instDest + 1
-	instDNS        = instNetwork + 1
-	instQuestion   = instDNS + 1
-	instCred       = instQuestion + 1
-	instCredOld    = instCred + 1
-	instCredNew    = instCredOld + 1
-	instKernel     = instCredNew + 1
-	instContainer  = instKernel + 1
-	instHost       = instContainer + 1
-	instError      = instHost + 1
-	numInst        = instError + 1
+	instProcessIDs                        // 4 ids of the process: user, real_user, group, real_group
+	instParentIDs    = instProcessIDs + 4 // and of the parent
+	instUser         = instParentIDs + 4
+	instGroup        = instUser + 1
+	instFile         = instGroup + 1
+	instSource       = instFile + 1
+	instDest         = instSource + 1
+	instNetwork      = instDest + 1
+	instDNS          = instNetwork + 1
+	instQuestion     = instDNS + 1
+	instCred         = instQuestion + 1
+	instCredOld      = instCred + 1
+	instCredNew      = instCredOld + 1
+	instKernel       = instCredNew + 1
+	instContainer    = instKernel + 1
+	instHost         = instContainer + 1
+	instError        = instHost + 1
+	instOrchestrator = instError + 1
+	instOrchResource = instOrchestrator + 1
+	numInst          = instOrchResource + 1
 )
 
 // Which id an ID object reads.
@@ -162,6 +164,8 @@ func newSchema() *schema {
 		derivedStr("name", func(o *objVal) string { return basename(fileOf(o).Path) }, "file.path"),
 		derivedStr("directory", func(o *objVal) string { return dirname(fileOf(o).Path) }, "file.path"),
 		str("target_path", func(o *objVal) string { return fileOf(o).TargetPath }, setStr(func(e *event.Event) *string { return &ensureFile(e).TargetPath })),
+		derivedStr("target_name", func(o *objVal) string { return basename(fileOf(o).TargetPath) }, "file.target_path"),
+		derivedStr("target_directory", func(o *objVal) string { return dirname(fileOf(o).TargetPath) }, "file.target_path"),
 		str("raw_path", func(o *objVal) string { return fileOf(o).RawPath }, setStr(func(e *event.Event) *string { return &ensureFile(e).RawPath })),
 		str("target_raw_path", func(o *objVal) string { return fileOf(o).TargetRawPath }, setStr(func(e *event.Event) *string { return &ensureFile(e).TargetRawPath })),
 		num("mode", func(o *objVal) int64 { return int64(fileOf(o).Mode & 0o7777) }, setU32(func(e *event.Event) *uint32 { return &ensureFile(e).Mode })),
@@ -305,12 +309,71 @@ func newSchema() *schema {
 		kstr("params", func(k *event.Kernel) *string { return &k.Params }),
 	)
 
-	// Containers are not resolved yet: the fields exist so that rules can
-	// be written against them, and read empty for every process.
+	// Containers, as container attribution fills them: empty on the host.
+	ctr := func(o *objVal) *event.Container {
+		if c := o.c.e.Container; c != nil {
+			return c
+		}
+		return &noContainer
+	}
+	ensureCtr := func(e *event.Event) *event.Container {
+		if e.Container == nil {
+			e.Container = &event.Container{}
+			e.Origin = event.OriginContainer
+		}
+		return e.Container
+	}
+	cstr := func(name string, f func(c *event.Container) *string) *fieldDef {
+		return str(name, func(o *objVal) string { return *f(ctr(o)) }, setStr(func(e *event.Event) *string { return f(ensureCtr(e)) }))
+	}
 	container := obj("Container",
-		derivedStr("id", func(*objVal) string { return "" }, ""),
-		derivedStr("name", func(*objVal) string { return "" }, ""),
-		derivedStr("image", func(*objVal) string { return "" }, ""),
+		cstr("id", func(c *event.Container) *string { return &c.ID }),
+		cstr("name", func(c *event.Container) *string { return &c.Name }),
+		cstr("image", func(c *event.Container) *string { return &c.Image }),
+		cstr("runtime", func(c *event.Container) *string { return &c.Runtime }),
+		flag("host", func(o *objVal) bool { return o.c.e.Origin == event.OriginHost }, func(e *event.Event, v any) error {
+			if v.(bool) {
+				e.Origin, e.Container = event.OriginHost, nil
+			}
+			return nil
+		}),
+	)
+	// Kubernetes, from the container's pod.
+	pod := func(o *objVal) *event.Pod {
+		if c := o.c.e.Container; c != nil && c.Pod != nil {
+			return c.Pod
+		}
+		return &noPod
+	}
+	ensurePod := func(e *event.Event) *event.Pod {
+		c := ensureCtr(e)
+		if c.Pod == nil {
+			c.Pod = &event.Pod{}
+		}
+		return c.Pod
+	}
+	pstrK := func(name string, f func(p *event.Pod) *string) *fieldDef {
+		return str(name, func(o *objVal) string { return *f(pod(o)) }, setStr(func(e *event.Event) *string { return f(ensurePod(e)) }))
+	}
+	resource := obj("OrchestratorResource",
+		pstrK("name", func(p *event.Pod) *string { return &p.Name }),
+		pstrK("id", func(p *event.Pod) *string { return &p.UID }),
+		derivedStr("type", func(o *objVal) string {
+			if pod(o) != &noPod {
+				return "pod"
+			}
+			return ""
+		}, "orchestrator.resource.name"),
+	)
+	orchestrator := obj("Orchestrator",
+		derivedStr("type", func(o *objVal) string {
+			if pod(o) != &noPod {
+				return "kubernetes"
+			}
+			return ""
+		}, "orchestrator.resource.name"),
+		pstrK("namespace", func(p *event.Pod) *string { return &p.Namespace }),
+		object("resource", resource, func(o *objVal) *objVal { return &o.c.inst[instOrchResource] }),
 	)
 	host := obj("Host", derivedStr("name", func(o *objVal) string { return o.c.host }, ""))
 	errObj := obj("Error", str("code", func(o *objVal) string { return errorCode(o.c.e) }, setErrorCode))
@@ -330,6 +393,7 @@ func newSchema() *schema {
 		{"container", container, instContainer},
 		{"host", host, instHost},
 		{"error", errObj, instError},
+		{"orchestrator", orchestrator, instOrchestrator},
 	}
 	return s
 }
@@ -489,8 +553,25 @@ func derivedStr(name string, get func(o *objVal) string, from string) *fieldDef 
 }
 
 func num(name string, get func(o *objVal) int64, set func(e *event.Event, v any) error) *fieldDef {
-	return &fieldDef{name: name, typ: types.IntType, get: func(o *objVal) ref.Val { return types.Int(get(o)) }, set: set, rawInt: get}
+	return &fieldDef{name: name, typ: types.IntType, get: func(o *objVal) ref.Val { return boxInt(get(o)) }, set: set, rawInt: get}
 }
+
+// boxInt makes a CEL int without allocating for the values fields mostly
+// hold (modes up to 0o7777, open flags, ports below 4096, small pids):
+// boxing an int64 into an interface allocates above 255.
+func boxInt(n int64) ref.Val {
+	if n >= 0 && n < int64(len(smallInts)) {
+		return smallInts[n]
+	}
+	return types.Int(n)
+}
+
+var smallInts = func() (v [4096]ref.Val) {
+	for i := range v {
+		v[i] = types.Int(i)
+	}
+	return v
+}()
 
 func flag(name string, get func(o *objVal) bool, set func(e *event.Event, v any) error) *fieldDef {
 	return &fieldDef{name: name, typ: types.BoolType, get: func(o *objVal) ref.Val { return types.Bool(get(o)) }, set: set, rawBool: get}
@@ -695,7 +776,25 @@ func ensureDNS(e *event.Event) *event.DNSQuestion {
 	return e.Net.DNS
 }
 
-func uidString(id uint32) string { return strconv.FormatUint(uint64(id), 10) }
+func uidString(id uint32) string {
+	if id < uint32(len(smallIDs)) {
+		return smallIDs[id]
+	}
+	if id == 65534 { // nobody
+		return "65534"
+	}
+	return strconv.FormatUint(uint64(id), 10)
+}
+
+// smallIDs are the strings of the ids most events carry (root, system
+// accounts, the first users), made once so that reading user.id does not
+// allocate.
+var smallIDs = func() (ids [2048]string) {
+	for i := range ids {
+		ids[i] = strconv.Itoa(i)
+	}
+	return ids
+}()
 
 // optUID renders an optional id: empty when unset.
 func optUID(id uint32) string {
@@ -729,6 +828,9 @@ var (
 	noDNS     event.DNSQuestion
 	noCred    event.Cred
 	noKernel  event.Kernel
+	// noContainer and noPod are read for host processes.
+	noContainer event.Container
+	noPod       event.Pod
 )
 
 var (

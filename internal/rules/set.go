@@ -60,6 +60,10 @@ type RuleInfo struct {
 	Tags        []string
 	MITRE       []string
 	Response    string
+	// DryRun: the response is reported, not carried out.
+	DryRun bool
+	// Plan is how the response is carried out; nil for alert.
+	Plan *Plan
 	// Source is where the rule is defined: its file, and the line and column of its id.
 	Source Pos
 }
@@ -177,6 +181,7 @@ func (r *rule) alert(c *evalCtx) event.Alert {
 		MITRE:       r.info.MITRE,
 		Message:     r.msg.render(c),
 		Response:    r.info.Response,
+		DryRun:      r.info.DryRun,
 	}
 }
 

@@ -36,11 +36,13 @@ const (
 	TypeCred   uint16 = 5
 	TypeNet    uint16 = 6
 	TypeKernel uint16 = 7
+	// TypeSyscalls carries syscall sequences for learned-behaviour models.
+	TypeSyscalls uint16 = 8
 	// TypeMax bounds record types: every type is below it.
-	TypeMax = 8
+	TypeMax = 9
 )
 
-var typeNames = [TypeMax]string{"", "exec", "fork", "exit", "file", "cred", "net", "kernel"}
+var typeNames = [TypeMax]string{"", "exec", "fork", "exit", "file", "cred", "net", "kernel", "syscalls"}
 
 // TypeName names a record type for counters and logs.
 func TypeName(t uint16) string {

@@ -1,82 +1,30 @@
 package sink
 
-import (
-	"bytes"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"strconv"
-	"sync/atomic"
-
-	"github.com/vigilsec/vigil/internal/event"
-)
-
-// Stats are one sink's delivery counters. Every record a sink accepts ends
-// up, or is still, in exactly one place: the memory queue, the disk spool,
-// in flight, sent, failed or dropped.
+// Stats is what a sink with a queue of its own reports about it, for
+// `vigil status`, the web page and /metrics.
 type Stats struct {
-	Name string `json:"name"`
-	Type string `json:"type"`
-	// Queued counts records accepted into the memory queue, Spooled those
-	// written to the disk spool instead (the queue was full, or the spool
-	// already held older records).
-	Queued  uint64 `json:"queued"`
-	Spooled uint64 `json:"spooled"`
-	// Sent counts records the destination accepted.
-	Sent uint64 `json:"sent"`
-	// Failed counts records the destination refused for good (an HTTP 400,
-	// a mapping error): retrying would not help.
-	Failed uint64 `json:"failed"`
-	// Dropped counts records lost on this side: the spool was full, a spool
-	// record was corrupt, or the event could not be encoded.
-	Dropped uint64 `json:"dropped"`
-	// Retries counts failed delivery attempts that were retried.
-	Retries uint64 `json:"retries"`
-	// QueueDepth, SpoolDepth and SpoolBytes are current levels.
-	QueueDepth int   `json:"queue_depth"`
-	SpoolDepth int   `json:"spool_depth"`
-	SpoolBytes int64 `json:"spool_bytes"`
+	Name     string
+	Queued   int    // waiting in the sink's queue now (in memory)
+	Capacity int    // the queue's bound
+	Written  uint64 // delivered
+	Dropped  uint64 // lost on this side: the queue (and spool) was full, a spool record was corrupt, or encoding failed
+	Failures uint64 // delivery errors: refused for good by the destination
+
+	// Sinks on a spool.Queue (file, syslog, webhook, elasticsearch, nats)
+	// also report the following. Every record such a sink accepts is, or
+	// ends up, in exactly one place: memory, the spool, in flight,
+	// Written, Failures or Dropped.
+	Type       string
+	Enqueued   uint64 // records accepted into the memory queue, in all
+	Spooled    uint64 // records written to the disk spool instead (memory full, or older records on disk)
+	Retries    uint64 // failed delivery attempts, per record, that were retried
+	SpoolDepth int    // records in the disk spool now
+	SpoolBytes int64  // its size now
+	SpoolLimit int64  // its bound
 }
 
-// Reporter is a sink that reports its delivery counters, for status and
-// metrics. Stats is safe to call from any goroutine.
+// Reporter is a sink that reports Stats. The daemon asks every sink whether
+// it is one.
 type Reporter interface {
 	Stats() Stats
-}
-
-// Sequencer numbers the documents a sink renders and names each with an id
-// that is unique across hosts and agent restarts: a random prefix drawn when
-// the sink starts, and the sequence number. Receivers deduplicate on it
-// (NATS Nats-Msg-Id, the Elasticsearch _id, the webhook delivery header).
-type Sequencer struct {
-	prefix string
-	n      atomic.Uint64
-}
-
-// NewSequencer draws a fresh prefix.
-func NewSequencer() *Sequencer {
-	var b [8]byte
-	_, _ = rand.Read(b[:]) // never fails on Linux
-	return &Sequencer{prefix: hex.EncodeToString(b[:]) + "-"}
-}
-
-// Next returns the next sequence number and its id.
-func (s *Sequencer) Next() (uint64, string) {
-	n := s.n.Add(1)
-	return n, s.prefix + strconv.FormatUint(n, 10)
-}
-
-// MarshalDoc renders e as its ECS document (docs/events.md), as compact
-// JSON without a trailing newline. Strings from the monitored host are
-// attacker-controlled: encoding/json escapes quotes, backslashes and control
-// characters, and replaces invalid UTF-8, so no string can break out of its
-// value or its line.
-func MarshalDoc(e *event.Event, host *event.Host, seq uint64) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e.Doc(host, seq)); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }

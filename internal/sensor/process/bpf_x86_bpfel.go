@@ -32,7 +32,8 @@ const (
 	bpfEventTypeEVENT_CRED     bpfEventType = 5
 	bpfEventTypeEVENT_NET      bpfEventType = 6
 	bpfEventTypeEVENT_KERNEL   bpfEventType = 7
-	bpfEventTypeEVENT_TYPE_MAX bpfEventType = 8
+	bpfEventTypeEVENT_SYSCALLS bpfEventType = 8
+	bpfEventTypeEVENT_TYPE_MAX bpfEventType = 9
 )
 
 type bpfExecEvent struct {
@@ -62,6 +63,22 @@ const (
 	bpfExecFlagEXEC_STDIN_SOCKET       bpfExecFlag = 128
 	bpfExecFlagEXEC_STDOUT_SOCKET      bpfExecFlag = 256
 	bpfExecFlagEXEC_STDERR_SOCKET      bpfExecFlag = 512
+	bpfExecFlagEXEC_KILLED             bpfExecFlag = 1024
+)
+
+type bpfExecKillKey struct {
+	_   structs.HostLayout
+	Ino uint64
+	Dev uint32
+	Pad uint32
+}
+
+type bpfExecKillMark uint32
+
+const (
+	bpfExecKillMarkKILL_FILE  bpfExecKillMark = 1
+	bpfExecKillMarkKILL_TREE  bpfExecKillMark = 2
+	bpfExecKillMarkKILL_ALLOW bpfExecKillMark = 4
 )
 
 type bpfExitEvent struct {
@@ -112,19 +129,24 @@ type bpfTaskInfo struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	bpfMapVigilEvents     = "vigil_events"
-	bpfMapVigilScratch    = "vigil_scratch"
-	bpfMapVigilStats      = "vigil_stats"
-	bpfProgVigilExec      = "vigil_exec"
-	bpfProgVigilExit      = "vigil_exit"
-	bpfProgVigilFork      = "vigil_fork"
-	bpfVarUnusedEventType = "unused_event_type"
-	bpfVarUnusedExecEvent = "unused_exec_event"
-	bpfVarUnusedExecFlag  = "unused_exec_flag"
-	bpfVarUnusedExitEvent = "unused_exit_event"
-	bpfVarUnusedForkEvent = "unused_fork_event"
-	bpfVarUnusedKstats    = "unused_kstats"
-	bpfVarWakeupBytes     = "wakeup_bytes"
+	bpfMapVigilEvents        = "vigil_events"
+	bpfMapVigilExecKill      = "vigil_exec_kill"
+	bpfMapVigilScratch       = "vigil_scratch"
+	bpfMapVigilStats         = "vigil_stats"
+	bpfProgVigilExec         = "vigil_exec"
+	bpfProgVigilExit         = "vigil_exit"
+	bpfProgVigilFork         = "vigil_fork"
+	bpfVarAgentTgid          = "agent_tgid"
+	bpfVarExecKillOn         = "exec_kill_on"
+	bpfVarUnusedEventType    = "unused_event_type"
+	bpfVarUnusedExecEvent    = "unused_exec_event"
+	bpfVarUnusedExecFlag     = "unused_exec_flag"
+	bpfVarUnusedExecKillKey  = "unused_exec_kill_key"
+	bpfVarUnusedExecKillMark = "unused_exec_kill_mark"
+	bpfVarUnusedExitEvent    = "unused_exit_event"
+	bpfVarUnusedForkEvent    = "unused_fork_event"
+	bpfVarUnusedKstats       = "unused_kstats"
+	bpfVarWakeupBytes        = "wakeup_bytes"
 )
 
 // loadBpf returns the embedded CollectionSpec for bpf.
@@ -178,22 +200,27 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
-	VigilEvents  *ebpf.MapSpec `ebpf:"vigil_events"`
-	VigilScratch *ebpf.MapSpec `ebpf:"vigil_scratch"`
-	VigilStats   *ebpf.MapSpec `ebpf:"vigil_stats"`
+	VigilEvents   *ebpf.MapSpec `ebpf:"vigil_events"`
+	VigilExecKill *ebpf.MapSpec `ebpf:"vigil_exec_kill"`
+	VigilScratch  *ebpf.MapSpec `ebpf:"vigil_scratch"`
+	VigilStats    *ebpf.MapSpec `ebpf:"vigil_stats"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
-	UnusedEventType *ebpf.VariableSpec `ebpf:"unused_event_type"`
-	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
-	UnusedExecFlag  *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
-	UnusedExitEvent *ebpf.VariableSpec `ebpf:"unused_exit_event"`
-	UnusedForkEvent *ebpf.VariableSpec `ebpf:"unused_fork_event"`
-	UnusedKstats    *ebpf.VariableSpec `ebpf:"unused_kstats"`
-	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
+	AgentTgid          *ebpf.VariableSpec `ebpf:"agent_tgid"`
+	ExecKillOn         *ebpf.VariableSpec `ebpf:"exec_kill_on"`
+	UnusedEventType    *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedExecFlag     *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
+	UnusedExecKillKey  *ebpf.VariableSpec `ebpf:"unused_exec_kill_key"`
+	UnusedExecKillMark *ebpf.VariableSpec `ebpf:"unused_exec_kill_mark"`
+	UnusedExitEvent    *ebpf.VariableSpec `ebpf:"unused_exit_event"`
+	UnusedForkEvent    *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	UnusedKstats       *ebpf.VariableSpec `ebpf:"unused_kstats"`
+	WakeupBytes        *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // bpfObjects contains all objects after they have been loaded into the kernel.
@@ -216,14 +243,16 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
-	VigilEvents  *ebpf.Map `ebpf:"vigil_events"`
-	VigilScratch *ebpf.Map `ebpf:"vigil_scratch"`
-	VigilStats   *ebpf.Map `ebpf:"vigil_stats"`
+	VigilEvents   *ebpf.Map `ebpf:"vigil_events"`
+	VigilExecKill *ebpf.Map `ebpf:"vigil_exec_kill"`
+	VigilScratch  *ebpf.Map `ebpf:"vigil_scratch"`
+	VigilStats    *ebpf.Map `ebpf:"vigil_stats"`
 }
 
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.VigilEvents,
+		m.VigilExecKill,
 		m.VigilScratch,
 		m.VigilStats,
 	)
@@ -233,13 +262,17 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
-	UnusedEventType *ebpf.Variable `ebpf:"unused_event_type"`
-	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
-	UnusedExecFlag  *ebpf.Variable `ebpf:"unused_exec_flag"`
-	UnusedExitEvent *ebpf.Variable `ebpf:"unused_exit_event"`
-	UnusedForkEvent *ebpf.Variable `ebpf:"unused_fork_event"`
-	UnusedKstats    *ebpf.Variable `ebpf:"unused_kstats"`
-	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`
+	AgentTgid          *ebpf.Variable `ebpf:"agent_tgid"`
+	ExecKillOn         *ebpf.Variable `ebpf:"exec_kill_on"`
+	UnusedEventType    *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedExecFlag     *ebpf.Variable `ebpf:"unused_exec_flag"`
+	UnusedExecKillKey  *ebpf.Variable `ebpf:"unused_exec_kill_key"`
+	UnusedExecKillMark *ebpf.Variable `ebpf:"unused_exec_kill_mark"`
+	UnusedExitEvent    *ebpf.Variable `ebpf:"unused_exit_event"`
+	UnusedForkEvent    *ebpf.Variable `ebpf:"unused_fork_event"`
+	UnusedKstats       *ebpf.Variable `ebpf:"unused_kstats"`
+	WakeupBytes        *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // bpfPrograms contains all programs after they have been loaded into the kernel.

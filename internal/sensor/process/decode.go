@@ -51,13 +51,14 @@ func DecodeExec(b []byte, clk sensor.Clock, e *event.Event) error {
 		p.Script = sensor.Resolve(p.Filename, p.WorkingDir)
 	}
 	if raw.Flags&uint32(bpfExecFlagEXEC_SECUREEXEC|bpfExecFlagEXEC_FILE_UNLINKED|
-		bpfExecFlagEXEC_STDIN_SOCKET|bpfExecFlagEXEC_STDOUT_SOCKET|bpfExecFlagEXEC_STDERR_SOCKET) != 0 {
+		bpfExecFlagEXEC_STDIN_SOCKET|bpfExecFlagEXEC_STDOUT_SOCKET|bpfExecFlagEXEC_STDERR_SOCKET|bpfExecFlagEXEC_KILLED) != 0 {
 		e.Exec = &event.Exec{
 			SecureExec:   raw.Flags&uint32(bpfExecFlagEXEC_SECUREEXEC) != 0,
 			FileUnlinked: raw.Flags&uint32(bpfExecFlagEXEC_FILE_UNLINKED) != 0,
 			StdinSocket:  raw.Flags&uint32(bpfExecFlagEXEC_STDIN_SOCKET) != 0,
 			StdoutSocket: raw.Flags&uint32(bpfExecFlagEXEC_STDOUT_SOCKET) != 0,
 			StderrSocket: raw.Flags&uint32(bpfExecFlagEXEC_STDERR_SOCKET) != 0,
+			Killed:       raw.Flags&uint32(bpfExecFlagEXEC_KILLED) != 0,
 		}
 	}
 	return nil

@@ -21,11 +21,110 @@ const struct exit_event *unused_exit_event __attribute__((unused));
 const struct kstats *unused_kstats __attribute__((unused));
 const enum event_type *unused_event_type __attribute__((unused));
 const enum exec_flag *unused_exec_flag __attribute__((unused));
+const struct exec_kill_key *unused_exec_kill_key __attribute__((unused));
+const enum exec_kill_mark *unused_exec_kill_mark __attribute__((unused));
 
 /* Offsets in scratch of each variable-length part of an exec record. Each part
  * is bounded, and every offset is masked before use so the verifier can see
  * that each copy stays inside the scratch buffer. */
 #define EXEC_DATA_OFF sizeof(struct exec_event)
+
+/*
+ * Kill at exec. A rule with response kill on exec events whose condition is
+ * a set of executables and directories (rules.Plan.ExecKill) is compiled by
+ * user space into vigil_exec_kill: the file's (device, inode) marked
+ * KILL_FILE, directories marked KILL_TREE for everything below them, and
+ * allowlisted programs marked KILL_ALLOW. A SIGKILL sent here lands before
+ * the new program's first instruction (shared/KERNEL.md). exec_kill_on is 0
+ * while the map is empty, so that exec pays one load for the feature.
+ */
+enum exec_kill_mark {
+	KILL_FILE = 1,
+	KILL_TREE = 2,
+	KILL_ALLOW = 4,
+};
+
+struct exec_kill_key {
+	__u64 ino;
+	__u32 dev; /* kernel encoding, as the superblock's s_dev */
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct exec_kill_key);
+	__type(value, __u32);
+} vigil_exec_kill SEC(".maps");
+
+volatile __u32 exec_kill_on;
+/* Vigil's own process, never killed. */
+const volatile __u32 agent_tgid;
+
+#define KILL_WALK_MAX 64
+
+struct kill_walk {
+	struct dentry *dentry;
+	struct mount *mnt;
+	bool hit;
+};
+
+static __always_inline __u32 kill_mark(struct dentry *d)
+{
+	struct exec_kill_key k = {
+		.ino = BPF_CORE_READ(d, d_inode, i_ino),
+		.dev = BPF_CORE_READ(d, d_sb, s_dev),
+	};
+	__u32 *m = bpf_map_lookup_elem(&vigil_exec_kill, &k);
+	return m ? *m : 0;
+}
+
+/* One step up from the file's directory towards the root, crossing mounts. */
+static long kill_walk_step(__u64 i, void *arg)
+{
+	struct kill_walk *w = arg;
+	struct dentry *d = w->dentry;
+	struct mount *mnt = w->mnt;
+	struct dentry *mnt_root = BPF_CORE_READ(mnt, mnt.mnt_root);
+
+	if (d == mnt_root) {
+		struct mount *mparent = BPF_CORE_READ(mnt, mnt_parent);
+		if (mnt == mparent)
+			return 1; /* the root */
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mparent;
+		return 0;
+	}
+	if (kill_mark(d) & KILL_TREE) {
+		w->hit = true;
+		return 1;
+	}
+	struct dentry *parent = BPF_CORE_READ(d, d_parent);
+	if (parent == d)
+		return 1;
+	w->dentry = parent;
+	return 0;
+}
+
+static __always_inline bool exec_kill_match(struct task_struct *task, struct linux_binprm *bprm)
+{
+	__u32 tgid = BPF_CORE_READ(task, tgid);
+	if (tgid == 1 || tgid == agent_tgid)
+		return false;
+	struct dentry *d = BPF_CORE_READ(bprm, file, f_path.dentry);
+	__u32 m = kill_mark(d);
+	if (m & KILL_ALLOW)
+		return false;
+	if (m & KILL_FILE)
+		return true;
+	struct vfsmount *vfsmnt = BPF_CORE_READ(bprm, file, f_path.mnt);
+	struct kill_walk w = {
+		.dentry = BPF_CORE_READ(d, d_parent),
+		.mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt),
+	};
+	bpf_loop(KILL_WALK_MAX, kill_walk_step, &w, 0);
+	return w.hit;
+}
 
 static __always_inline __u32 clamp_u32(__u64 v, __u32 max)
 {
@@ -35,6 +134,13 @@ static __always_inline __u32 clamp_u32(__u64 v, __u32 max)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
+	/* First, so that the kill does not depend on room in the ring. */
+	bool killed = false;
+	if (exec_kill_on && exec_kill_match(task, bprm)) {
+		bpf_send_signal(9 /* SIGKILL */);
+		killed = true;
+	}
+
 	struct scratch *s = scratch_get();
 	if (!s)
 		return 0;
@@ -44,6 +150,8 @@ int BPF_PROG(vigil_exec, struct task_struct *task, pid_t old_pid, struct linux_b
 
 	__builtin_memset(e, 0, sizeof(*e));
 	task_info_fill(&e->task, task);
+	if (killed)
+		e->flags |= EXEC_KILLED;
 
 	/* The file the kernel executed: for a script, its interpreter. */
 	struct path exe_path = BPF_CORE_READ(bprm, file, f_path);

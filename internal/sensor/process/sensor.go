@@ -5,6 +5,7 @@ package process
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -22,6 +23,7 @@ type Sensor struct {
 	// the scratch map lives as long as the programs that reference it.
 	progs bpfPrograms
 	links []link.Link
+	kill  execKill // kill.go
 }
 
 // Hooks names the kernel hooks the sensor attaches to, for status and errors.
@@ -38,10 +40,19 @@ func New(cfg Config, shared *sensor.Shared) (*Sensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process sensor: %w", err)
 	}
+	if err := spec.Variables["agent_tgid"].Set(uint32(os.Getpid())); err != nil {
+		return nil, fmt.Errorf("process sensor: %w", err)
+	}
 	opts := &ebpf.CollectionOptions{MapReplacements: repl}
-	if err := spec.LoadAndAssign(&s.progs, opts); err != nil {
+	var objs struct {
+		bpfPrograms
+		Kill   *ebpf.Map      `ebpf:"vigil_exec_kill"`
+		KillOn *ebpf.Variable `ebpf:"exec_kill_on"`
+	}
+	if err := spec.LoadAndAssign(&objs, opts); err != nil {
 		return nil, sensor.Explain("process sensor: load", err)
 	}
+	s.progs, s.kill = objs.bpfPrograms, execKill{m: objs.Kill, on: objs.KillOn}
 	for i, prog := range []*ebpf.Program{s.progs.VigilExec, s.progs.VigilFork, s.progs.VigilExit} {
 		l, err := link.AttachTracing(link.TracingOptions{Program: prog})
 		if err != nil {
@@ -62,5 +73,9 @@ func (s *Sensor) Close() error {
 	s.links = nil
 	errs = append(errs, s.progs.Close())
 	s.progs = bpfPrograms{}
+	if s.kill.m != nil {
+		errs = append(errs, s.kill.m.Close())
+	}
+	s.kill = execKill{}
 	return errors.Join(errs...)
 }

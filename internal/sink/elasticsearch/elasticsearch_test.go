@@ -217,7 +217,7 @@ func TestBulkPartialFailures(t *testing.T) {
 		t.Errorf("%d events indexed, want %d", ev[-1], n/10)
 	}
 	st := s.Stats()
-	if st.Failed != uint64(rejected) || st.Sent != uint64(n-rejected+n/10) || st.Retries == 0 || st.Dropped != 0 {
+	if st.Failures != uint64(rejected) || st.Written != uint64(n-rejected+n/10) || st.Retries == 0 || st.Dropped != 0 {
 		t.Errorf("stats %+v; want %d failed, %d sent", st, rejected, n-rejected+n/10)
 	}
 	// The refused documents were not retried.
@@ -259,7 +259,7 @@ func TestBulkConflictIsDelivered(t *testing.T) {
 	for i := range 10 {
 		s.Write(sinktest.Alert(i))
 	}
-	sinktest.WaitFor(t, "10 sent", func() bool { return s.Stats().Sent == 10 })
+	sinktest.WaitFor(t, "10 sent", func() bool { return s.Stats().Written == 10 })
 	s.Close()
 	// Now replay the same records by hand through a second sender.
 	client, err := newClient(options(srv.URL, ""))

@@ -80,7 +80,7 @@ func TestRotateBySizeKeepAndGzip(t *testing.T) {
 		s.Write(sinktest.Alert(i))
 		s.Flush()
 		clk.add(time.Millisecond)
-		sinktest.WaitFor(t, "the write", func() bool { return s.Stats().Sent == uint64(i+1) })
+		sinktest.WaitFor(t, "the write", func() bool { return s.Stats().Written == uint64(i+1) })
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -127,7 +127,7 @@ func TestRotateByAge(t *testing.T) {
 	}
 	for i := range 6 {
 		s.Write(sinktest.Alert(i))
-		sinktest.WaitFor(t, "the write", func() bool { return s.Stats().Sent == uint64(i+1) })
+		sinktest.WaitFor(t, "the write", func() bool { return s.Stats().Written == uint64(i+1) })
 		clk.add(35 * time.Minute) // rotations before writes 2 and 4
 	}
 	s.Close()

@@ -175,7 +175,7 @@ func TestNATSFleet(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if st := s.Stats(); st.Sent != 2*n {
+		if st := s.Stats(); st.Written != 2*n {
 			t.Errorf("%s: %+v", host, st)
 		}
 	}
@@ -219,7 +219,7 @@ func TestNATSOutage(t *testing.T) {
 		s.Flush()
 		time.Sleep(2 * time.Millisecond)
 	}
-	sinktest.WaitFor(t, "every alert acknowledged", func() bool { return s.Stats().Sent == n })
+	sinktest.WaitFor(t, "every alert acknowledged", func() bool { return s.Stats().Written == n })
 	got := readStream(t, srv.url(), "VIGIL")
 	for i := range n {
 		if c := got.count["vigil.web-1.alerts"][i]; c != 1 {
@@ -259,7 +259,7 @@ func TestNATSSpoolSurvivesRestart(t *testing.T) {
 		s1.Write(sinktest.Alert(i))
 	}
 	s1.Close()
-	if st := s1.Stats(); st.Sent != 0 || st.SpoolDepth != 59 || st.QueueDepth != 0 {
+	if st := s1.Stats(); st.Written != 0 || st.SpoolDepth != 59 || st.Queued != 0 {
 		t.Errorf("stats at close: %+v, want all 59 alerts in the spool", st)
 	}
 
@@ -269,7 +269,7 @@ func TestNATSSpoolSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	sinktest.WaitFor(t, "the spool replayed", func() bool { return s2.Stats().Sent == 59 })
+	sinktest.WaitFor(t, "the spool replayed", func() bool { return s2.Stats().Written == 59 })
 	got := readStream(t, srv.url(), "VIGIL")
 	for i := range 60 {
 		if c := got.count["vigil.web-1.alerts"][i]; c != 1 {

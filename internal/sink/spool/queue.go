@@ -227,14 +227,14 @@ func (q *Queue) Flush() error {
 // Stats returns the counters; Name and Type are the options'.
 func (q *Queue) Stats() sink.Stats {
 	q.mu.Lock()
-	st := sink.Stats{QueueDepth: q.mem.len() + int(q.inflight.Load())}
+	st := sink.Stats{Queued: q.mem.len() + int(q.inflight.Load()), Capacity: q.mem.cap()}
 	if q.disk != nil {
-		st.SpoolDepth, st.SpoolBytes = q.disk.records, q.disk.bytes
+		st.SpoolDepth, st.SpoolBytes, st.SpoolLimit = q.disk.records, q.disk.bytes, q.opts.MaxBytes
 	}
 	q.mu.Unlock()
 	st.Name, st.Type = q.opts.Name, q.opts.Type
-	st.Queued, st.Spooled = q.queued.Load(), q.spooled.Load()
-	st.Sent, st.Failed = q.sent.Load(), q.failed.Load()
+	st.Enqueued, st.Spooled = q.queued.Load(), q.spooled.Load()
+	st.Written, st.Failures = q.sent.Load(), q.failed.Load()
 	st.Dropped, st.Retries = q.dropped.Load(), q.retries.Load()
 	return st
 }

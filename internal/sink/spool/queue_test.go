@@ -118,7 +118,7 @@ func TestOutageSpillsToDiskAndDeliversInOrder(t *testing.T) {
 		q.Put([]byte(r))
 	}
 	q.Flush()
-	waitUntil(t, "records to reach the spool", func() bool { return q.Stats().SpoolDepth > 0 })
+	waitUntil(t, "records in the spool and a failed attempt", func() bool { st := q.Stats(); return st.SpoolDepth > 0 && st.Retries > 0 })
 	st := q.Stats()
 	if st.Spooled == 0 || st.Retries == 0 {
 		t.Errorf("during the outage: %+v, want spooled and retried records", st)
@@ -130,7 +130,7 @@ func TestOutageSpillsToDiskAndDeliversInOrder(t *testing.T) {
 	}
 	waitUntil(t, "the spool to empty", func() bool { return q.Stats().SpoolDepth == 0 })
 	st = q.Stats()
-	if st.Queued+st.Spooled != 1000 || st.Sent != 1000 || st.Dropped != 0 || st.QueueDepth != 0 || st.SpoolBytes != 0 {
+	if st.Enqueued+st.Spooled != 1000 || st.Written != 1000 || st.Dropped != 0 || st.Queued != 0 || st.SpoolBytes != 0 {
 		t.Errorf("after recovery: %+v", st)
 	}
 	segs, _ := filepath.Glob(filepath.Join(q.opts.Dir, "*.seg"))
@@ -159,14 +159,14 @@ func TestFullSpoolDropsNewRecordsAndCounts(t *testing.T) {
 	if st.Dropped == 0 {
 		t.Fatalf("nothing dropped with a 4 KiB spool: %+v", st)
 	}
-	if st.Queued+st.Spooled+st.Dropped != n {
-		t.Errorf("queued %d + spooled %d + dropped %d != %d put", st.Queued, st.Spooled, st.Dropped, n)
+	if st.Enqueued+st.Spooled+st.Dropped != n {
+		t.Errorf("queued %d + spooled %d + dropped %d != %d put", st.Enqueued, st.Spooled, st.Dropped, n)
 	}
 	if st.SpoolBytes > opts.MaxBytes {
 		t.Errorf("spool holds %d bytes, bound %d", st.SpoolBytes, opts.MaxBytes)
 	}
 	// What was kept is the oldest, and it all arrives.
-	kept := int(st.Queued + st.Spooled)
+	kept := int(st.Enqueued + st.Spooled)
 	dst.down.Store(false)
 	got := dst.waitFor(t, kept)
 	if diff := cmp.Diff(records(0, kept), got); diff != "" {
@@ -199,9 +199,9 @@ func TestPartialOutcomes(t *testing.T) {
 		q.Put([]byte(r))
 	}
 	dst.waitFor(t, 90)
-	waitUntil(t, "all outcomes", func() bool { st := q.Stats(); return st.Sent+st.Failed == 100 })
+	waitUntil(t, "all outcomes", func() bool { st := q.Stats(); return st.Written+st.Failures == 100 })
 	st := q.Stats()
-	if st.Sent != 90 || st.Failed != 10 || st.Retries < 20 {
+	if st.Written != 90 || st.Failures != 10 || st.Retries < 20 {
 		t.Errorf("stats %+v, want 90 sent, 10 failed, at least 20 retries", st)
 	}
 	seen := map[string]int{}
@@ -256,6 +256,7 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 	}
 
 	dst2 := &recorder{}
+	dst2.down.Store(true)
 	q2, err := New(opts, dst2)
 	if err != nil {
 		t.Fatal(err)
@@ -264,6 +265,7 @@ func TestSpoolSurvivesRestart(t *testing.T) {
 	if st := q2.Stats(); st.SpoolDepth != len(want)-len(before) {
 		t.Errorf("replayed spool holds %d records, want %d", st.SpoolDepth, len(want)-len(before))
 	}
+	dst2.down.Store(false)
 	after := dst2.waitFor(t, len(want)-len(before))
 	if diff := cmp.Diff(want, append(before, after...)); diff != "" {
 		t.Errorf("delivered across the restart (-want +got):\n%s", diff)
@@ -305,7 +307,7 @@ func TestSpoolAfterCrash(t *testing.T) {
 	// And corrupt one record in the middle of the first segment.
 	first := filepath.Join(crashed, filepath.Base(segs[0]))
 	b, _ := os.ReadFile(first)
-	inMem := int(q.Stats().Queued)                      // the rest went to disk, in order
+	inMem := int(q.Stats().Enqueued)                    // the rest went to disk, in order
 	b[headerSize+len(want[inMem])+headerSize+2] ^= 0xff // inside the 2nd record's payload
 	os.WriteFile(first, b, 0o600)
 
@@ -355,7 +357,7 @@ func TestPutDoesNotWaitForTheDestination(t *testing.T) {
 	}
 	close(block)
 	q.Close()
-	if st := q.Stats(); st.Queued+st.Spooled != 2000 {
+	if st := q.Stats(); st.Enqueued+st.Spooled != 2000 {
 		t.Errorf("%+v", st)
 	}
 }

@@ -140,8 +140,8 @@ func TestSyslogThroughRsyslog(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if st := s.Stats(); st.Sent != n+5 {
-				t.Fatalf("sent %d, want %d: %+v", st.Sent, n+5, st)
+			if st := s.Stats(); st.Written != n+5 {
+				t.Fatalf("sent %d, want %d: %+v", st.Written, n+5, st)
 			}
 			var got []received
 			sinktest.WaitFor(t, "rsyslog to write the messages", func() bool {
@@ -220,7 +220,7 @@ func TestSyslogTCPOutage(t *testing.T) {
 	}
 	st := s.Stats()
 	t.Logf("%d alerts, %d duplicates after the restart; stats %+v", n, dups, st)
-	if st.Retries == 0 || st.Dropped != 0 || st.Failed != 0 {
+	if st.Retries == 0 || st.Dropped != 0 || st.Failures != 0 {
 		t.Errorf("stats %+v", st)
 	}
 }

@@ -151,7 +151,7 @@ func TestWebhookOutage(t *testing.T) {
 		t.Errorf("receiver accepted %d distinct alerts, want %d", len(got), n)
 	}
 	st := s.Stats()
-	if st.Sent != n || st.Retries == 0 || st.Spooled == 0 || st.Failed != 0 || st.Dropped != 0 {
+	if st.Written != n || st.Retries == 0 || st.Spooled == 0 || st.Failures != 0 || st.Dropped != 0 {
 		t.Errorf("stats %+v", st)
 	}
 	if rcv.requests.Load() <= n {
@@ -176,7 +176,7 @@ func TestWebhookSpoolSurvivesRestart(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if st := s.Stats(); st.Sent != 0 || st.Dropped != 0 {
+	if st := s.Stats(); st.Written != 0 || st.Dropped != 0 {
 		t.Fatalf("stats after close %+v", st)
 	}
 	rcv.down.Store(false)
@@ -206,7 +206,7 @@ func TestWebhookRefusalIsNotRetried(t *testing.T) {
 	for i := range 5 {
 		s.Write(sinktest.Alert(i))
 	}
-	sinktest.WaitFor(t, "5 failures", func() bool { return s.Stats().Failed == 5 })
+	sinktest.WaitFor(t, "5 failures", func() bool { return s.Stats().Failures == 5 })
 	time.Sleep(50 * time.Millisecond)
 	if r := rcv.requests.Load(); r != 5 {
 		t.Errorf("%d requests for 5 refused alerts, want 5 (no retries)", r)
