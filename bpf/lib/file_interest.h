@@ -49,13 +49,51 @@ struct {
 } vigil_file_lex SEC(".maps");
 
 /*
+ * The loops' state lives in the scratch map, not on the stack. Before 6.7 the
+ * verifier checks a bpf_loop callback once, with the state the caller passed:
+ * a stack struct initialised with constants makes every branch that depends
+ * on a later iteration's state look dead, and the verifier removes it (fixed
+ * upstream by "verify callbacks as if they are called unknown number of
+ * times"). A load from a map value is always an unknown number to the
+ * verifier, so each branch is checked and kept. Pointers are kept as numbers
+ * and typed again where they are followed (file_kernel.h).
+ */
+struct interest_walk {
+	__u64 d;	/* struct dentry * */
+	__u64 mnt;	/* struct mount * */
+	__u8 want;	/* inode_mark bits looked for, 0: none */
+	__u8 marks;	/* nearest marks & want, 0 when none */
+	__u8 depth;	/* names collected, leaf first */
+	__u8 complete;	/* reached the root of the mount tree */
+	__u8 collect;	/* collect directory names in lex_work.names */
+};
+
+struct lex_scan {
+	__u32 len;	  /* bytes before the NUL, once compacted */
+	__u32 wpos;	  /* where the next byte goes: "." and "//" are dropped in place */
+	__u32 last_slash; /* offset of the last '/' */
+	__u32 comp;	  /* bytes of the current component */
+	__u32 dots;	  /* of which dots */
+	__u8 unclean;	  /* a ".." component: not lexically comparable */
+};
+
+struct lex_spell {
+	__u32 off;
+	__u8 failed;
+};
+
+/*
  * Work space in the scratch buffer, above the largest record (four paths of
- * VIGIL_PATH_MAX after the fixed part, under 17 KiB).
+ * VIGIL_PATH_MAX after the fixed part, under 17 KiB). Starts like struct
+ * lex_key, so that it is the key of vigil_file_lex lookups.
  */
 struct lex_work {
 	__u32 prefixlen;
 	__u8 data[2 * LEX_MAX]; /* room for a copy of up to LEX_MAX at any offset below LEX_MAX */
 	const unsigned char *names[INTEREST_WALK_MAX];
+	struct interest_walk walk;
+	struct lex_scan scan;
+	struct lex_spell spell;
 };
 
 #define LEX_WORK_OFF (SCRATCH_SIZE - sizeof(struct lex_work) - 64)
@@ -65,21 +103,17 @@ static __always_inline struct lex_work *lex_work_get(struct scratch *s)
 	return (void *)&s->buf[LEX_WORK_OFF];
 }
 
+/* What the loops get on the stack (bpf_loop wants a stack pointer): the map
+ * value that holds their state. */
+struct loop_ctx {
+	struct lex_work *lw;
+};
+
 static __always_inline struct mount *real_mount(struct vfsmount *m)
 {
 	/* container_of with a relocated offset: struct mount moves between kernels */
 	return (void *)m - bpf_core_field_offset(struct mount, mnt);
 }
-
-struct interest_walk {
-	struct dentry *d;
-	struct mount *mnt;
-	struct lex_work *names; /* collect directory names here, or NULL */
-	__u8 want;		/* inode_mark bits looked for, 0: none */
-	__u8 marks;		/* nearest marks & want, 0 when none */
-	__u8 depth;		/* names collected, leaf first */
-	bool complete;		/* reached the root of the mount tree */
-};
 
 static __always_inline __u8 key_marks(const struct inode_key *k)
 {
@@ -91,11 +125,10 @@ static __always_inline __u8 key_marks(const struct inode_key *k)
 
 static long interest_walk_step(__u64 i, void *arg)
 {
-	struct interest_walk *w = arg;
-	/* Plain loads first: struct interest_walk is not the kernel's. */
-	struct dentry *d = w->d;
-	struct mount *mnt = w->mnt;
-	struct lex_work *names = w->names;
+	struct lex_work *lw = ((struct loop_ctx *)arg)->lw;
+	struct interest_walk *w = &lw->walk;
+	struct dentry *d = (struct dentry *)w->d;
+	struct mount *mnt = (struct mount *)w->mnt;
 
 	if (w->want && !w->marks) {
 		struct inode_key k = {};
@@ -103,7 +136,7 @@ static long interest_walk_step(__u64 i, void *arg)
 		__u8 m = key_marks(&k) & w->want;
 		if (m) {
 			w->marks = m;
-			if (!names)
+			if (!w->collect)
 				return 1;
 		}
 	}
@@ -115,7 +148,7 @@ static long interest_walk_step(__u64 i, void *arg)
 			break;
 		struct mount *parent = k_mnt_parent(mnt);
 		if (parent == mnt) {
-			w->complete = true;
+			w->complete = 1;
 			return 1;
 		}
 		d = k_mountpoint(mnt);
@@ -124,39 +157,36 @@ static long interest_walk_step(__u64 i, void *arg)
 	struct dentry *parent = k_parent(d);
 	if (parent == d || !parent)
 		return 1; /* disconnected, or mounts stacked deeper than we follow */
-	if (names)
-		names->names[i & (INTEREST_WALK_MAX - 1)] = k_name(d);
+	if (w->collect)
+		lw->names[i & (INTEREST_WALK_MAX - 1)] = k_name(d);
 	w->depth = i + 1;
-	w->d = parent;
-	w->mnt = mnt;
+	w->d = (__u64)parent;
+	w->mnt = (__u64)mnt;
 	return 0;
 }
 
 /*
  * Walk up from dentry d on mount vfsmnt at most INTEREST_WALK_MAX levels:
- * record in w->marks the nearest inode marks that intersect want (0: none
- * wanted), and when names is set, collect the names of the directories passed
- * (leaf first) so that lex_build can spell the path forwards.
+ * record in lw->walk.marks the nearest inode marks that intersect want (0:
+ * none wanted), and with collect, the names of the directories passed (leaf
+ * first) in lw->names, so that lex_build can spell the path forwards.
  */
-static __always_inline void interest_walk(struct dentry *d, struct vfsmount *vfsmnt, __u8 want,
-					  struct lex_work *names, struct interest_walk *w)
+static __always_inline struct interest_walk *interest_walk(struct dentry *d, struct vfsmount *vfsmnt, __u8 want,
+							   bool collect, struct lex_work *lw)
 {
-	w->d = d;
-	w->mnt = real_mount(vfsmnt);
-	w->names = names;
-	w->want = want;
-	bpf_loop(INTEREST_WALK_MAX, interest_walk_step, w, 0);
-}
+	struct interest_walk *w = &lw->walk;
+	struct loop_ctx c = {.lw = lw};
 
-struct lex_scan {
-	__u8 *data;
-	__u32 len;	  /* bytes before the NUL, once compacted */
-	__u32 wpos;	  /* where the next byte goes: "." and "//" are dropped in place */
-	__u32 last_slash; /* offset of the last '/' */
-	__u32 comp;	  /* bytes of the current component */
-	__u32 dots;	  /* of which dots */
-	bool unclean;	  /* a ".." component: not lexically comparable */
-};
+	w->d = (__u64)d;
+	w->mnt = (__u64)real_mount(vfsmnt);
+	w->want = want;
+	w->marks = 0;
+	w->depth = 0;
+	w->complete = 0;
+	w->collect = collect;
+	bpf_loop(INTEREST_WALK_MAX, interest_walk_step, &c, 0);
+	return w;
+}
 
 /*
  * One byte of the key: drop "." components and repeated slashes, which do not
@@ -165,8 +195,9 @@ struct lex_scan {
  */
 static long lex_scan_step(__u64 i, void *arg)
 {
-	struct lex_scan *sc = arg;
-	__u8 *data = sc->data;
+	struct lex_work *lw = ((struct loop_ctx *)arg)->lw;
+	struct lex_scan *sc = &lw->scan;
+	__u8 *data = lw->data;
 	__u8 c = data[i & (LEX_MAX - 1)];
 	__u32 w = sc->wpos;
 
@@ -181,7 +212,7 @@ static long lex_scan_step(__u64 i, void *arg)
 	if (sc->comp == 1 && sc->dots == 1)
 		w--; /* "a/./b", "a/.": the slash before it stays */
 	else if (sc->comp == 2 && sc->dots == 2)
-		sc->unclean = true;
+		sc->unclean = 1;
 	sc->comp = sc->dots = 0;
 	if (c == 0) {
 		data[w & (LEX_MAX - 1)] = 0;
@@ -198,20 +229,13 @@ static long lex_scan_step(__u64 i, void *arg)
 	return 0;
 }
 
-struct lex_spell {
-	struct lex_work *lw;
-	__u32 off;
-	__u8 depth;
-	bool failed;
-};
-
 /* Append "/name" for the names collected, root first. */
 static long lex_spell_step(__u64 i, void *arg)
 {
-	struct lex_spell *sp = arg;
-	struct lex_work *lw = sp->lw;
+	struct lex_work *lw = ((struct loop_ctx *)arg)->lw;
+	struct lex_spell *sp = &lw->spell;
 	__u32 off = sp->off;
-	__u32 idx = (sp->depth - 1 - i) & (INTEREST_WALK_MAX - 1);
+	__u32 idx = (lw->walk.depth - 1 - i) & (INTEREST_WALK_MAX - 1);
 
 	lw->data[off & (LEX_MAX - 1)] = '/';
 	if (++off >= LEX_MAX)
@@ -225,7 +249,7 @@ static long lex_spell_step(__u64 i, void *arg)
 	sp->off = off;
 	return 0;
 fail:
-	sp->failed = true;
+	sp->failed = 1;
 	return 1;
 }
 
@@ -236,22 +260,25 @@ enum lex_result {
 };
 
 /*
- * Spell the absolute path <collected names>/<raw> into lw->data as an LPM key;
- * *base_len is the length of the directory part.
+ * Spell the absolute path <names collected by the walk>/<raw> into lw->data
+ * as an LPM key; *base_len is the length of the directory part. lw->scan
+ * describes the result.
  */
-static __always_inline enum lex_result lex_build(struct lex_work *lw, const struct interest_walk *w,
-						 const char *raw, struct lex_scan *sc, __u32 *base_len)
+static __always_inline enum lex_result lex_build(struct lex_work *lw, const char *raw, __u32 *base_len)
 {
+	struct loop_ctx c = {.lw = lw};
+	struct lex_scan *sc = &lw->scan;
 	__u32 off = 0;
 	long n;
 
-	if (!w->complete)
+	if (!lw->walk.complete)
 		return LEX_TOO_LONG;
-	struct lex_spell sp = {.lw = lw, .depth = w->depth};
-	bpf_loop(w->depth, lex_spell_step, &sp, 0);
-	if (sp.failed)
+	lw->spell.off = 0;
+	lw->spell.failed = 0;
+	bpf_loop(lw->walk.depth, lex_spell_step, &c, 0);
+	if (lw->spell.failed)
 		return LEX_TOO_LONG;
-	off = sp.off;
+	off = lw->spell.off;
 	*base_len = off;
 	/* An absolute raw path starts at the root collected above (the
 	 * task's root); a relative one inside the directory. */
@@ -268,8 +295,13 @@ static __always_inline enum lex_result lex_build(struct lex_work *lw, const stru
 	if (off + n > LEX_MAX)
 		return LEX_TOO_LONG;
 
-	sc->data = lw->data;
-	bpf_loop(LEX_MAX, lex_scan_step, sc, 0);
+	sc->len = 0;
+	sc->wpos = 0;
+	sc->last_slash = 0;
+	sc->comp = 0;
+	sc->dots = 0;
+	sc->unclean = 0;
+	bpf_loop(LEX_MAX, lex_scan_step, &c, 0);
 	lw->prefixlen = (sc->len + 1) * 8; /* the NUL is part of the key: "P\0" entries match exactly */
 	return sc->unclean ? LEX_UNCLEAN : LEX_OK;
 }
@@ -341,9 +373,13 @@ static __always_inline enum verdict decide_file(struct file *file, bool read, __
 		return V_WATCHED;
 	if (read && interest != INTEREST_ALL)
 		return V_DROP;
-	struct interest_walk w = {};
-	interest_walk(kf.dentry, kf.mnt, read ? INODE_IGNORE : INODE_WATCH_WRITE | INODE_IGNORE, NULL, &w);
-	return verdict_of(w.marks, interest);
+	struct scratch *s = scratch_get();
+	if (!s)
+		return V_REPORT; /* cannot happen: a per-CPU array's only entry */
+	struct interest_walk *w = interest_walk(kf.dentry, kf.mnt,
+						read ? INODE_IGNORE : INODE_WATCH_WRITE | INODE_IGNORE, false,
+						lex_work_get(s));
+	return verdict_of(w->marks, interest);
 }
 
 /*
@@ -356,14 +392,13 @@ static __always_inline enum verdict decide_path(struct scratch *s, struct dentry
 					       const char *raw, bool read, __u8 interest)
 {
 	struct lex_work *lw = lex_work_get(s);
-	struct interest_walk w = {};
-	struct lex_scan sc = {};
 	__u32 base_len = 0, len = 0;
 
 	if (!dir || !raw)
 		return V_REPORT; /* a bad dirfd: nothing to go by */
-	interest_walk(dir, mnt, INODE_IGNORE | (read ? 0 : INODE_WATCH_WRITE), lw, &w);
-	enum lex_result lx = lex_build(lw, &w, raw, &sc, &base_len);
+	struct interest_walk *w = interest_walk(dir, mnt, INODE_IGNORE | (read ? 0 : INODE_WATCH_WRITE), true, lw);
+	enum lex_result lx = lex_build(lw, raw, &base_len);
+	__u8 walk_marks = w->marks;
 
 	if (read) {
 		__u8 m = 0;
@@ -371,19 +406,19 @@ static __always_inline enum verdict decide_path(struct scratch *s, struct dentry
 			/* a plain name: the walk started in the file's directory */
 			struct inode_key k = {};
 			k_dentry_key(dir, &k);
-			if (sc.last_slash == base_len && key_marks(&k) & INODE_WATCH_READ)
+			if (lw->scan.last_slash == base_len && key_marks(&k) & INODE_WATCH_READ)
 				return V_WATCHED;
-			m = lex_read_marks(lw, &sc);
+			m = lex_read_marks(lw, &lw->scan);
 		}
 		if (m)
 			return V_WATCHED;
 		if (interest != INTEREST_ALL)
 			return V_DROP; /* including ".." paths: a failed read is not worth the noise */
-		return w.marks & INODE_IGNORE ? V_DROP : V_REPORT;
+		return walk_marks & INODE_IGNORE ? V_DROP : V_REPORT;
 	}
 	if (lx == LEX_UNCLEAN)
 		return V_REPORT; /* "..": could be anywhere, so let user space judge */
-	__u8 m = w.marks;
+	__u8 m = walk_marks;
 	if (lx == LEX_OK) {
 		__u8 ml = lex_write_marks(lw, INODE_WATCH_WRITE | INODE_IGNORE, &len);
 		if (ml && (len > base_len + 1 || !m))

@@ -88,4 +88,5 @@ func printStatus(w io.Writer, st daemon.Status) {
 	if st.KernelError != "" {
 		fmt.Fprintf(w, "kernel counters unavailable: %s\n", st.KernelError)
 	}
+	printKernel(w, st.Kernel)
 }

@@ -1,8 +1,8 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
-	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -10,12 +10,25 @@ import (
 )
 
 func versionCmd() *cobra.Command {
-	return &cobra.Command{
+	var format string
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
+		Short: "Print the version, the commit it was built from and that commit's date",
 		Args:  cobra.NoArgs,
-		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "vigil %s %s/%s %s\n", version.String(), runtime.GOOS, runtime.GOARCH, runtime.Version())
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			i := version.Get()
+			switch format {
+			case "json":
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(i)
+			case "text":
+				fmt.Fprintf(cmd.OutOrStdout(), "vigil %s %s %s\n", i, i.Platform, i.GoVersion)
+				return nil
+			}
+			return fmt.Errorf("--output %q: use text or json", format)
 		},
 	}
+	cmd.Flags().StringVarP(&format, "output", "o", "text", "text or json")
+	return cmd
 }

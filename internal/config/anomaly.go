@@ -10,6 +10,7 @@ import (
 // Anomaly configures learned-behaviour detection: per-program models of
 // syscall sequences and of the programs each one runs (docs/anomaly.md).
 type Anomaly struct {
+	// Enabled turns learned-behaviour detection on.
 	Enabled bool `yaml:"enabled"`
 	// Programs are the executables, or #! scripts, whose behaviour is
 	// learned, by absolute path.
@@ -17,9 +18,11 @@ type Anomaly struct {
 	// Listeners: also learn every program that listens on a TCP port.
 	Listeners bool `yaml:"listeners"`
 	// Learn is how long a program is learned, from its first syscalls,
-	// before detection starts; MinSyscalls the least it must have made.
-	Learn       Duration `yaml:"learn"`
-	MinSyscalls int      `yaml:"min_syscalls"`
+	// before detection starts.
+	Learn Duration `yaml:"learn"`
+	// MinSyscalls is the least number of syscalls a program must have made
+	// while learned before detection starts.
+	MinSyscalls int `yaml:"min_syscalls"`
 	// Startup is how many syscalls of each new process are its start-up:
 	// learned, never judged (a start-up is mostly seen once per process).
 	Startup int `yaml:"startup"`
@@ -27,9 +30,9 @@ type Anomaly struct {
 	// of normal behaviour the threshold is calibrated to; 0: none of the
 	// held-out normal batches would have alerted.
 	FalseAlarms float64 `yaml:"false_alarms"`
-	// NGram and Frame shape the model: n-gram length (2..6) and n-grams per
-	// scored frame.
+	// NGram is the model's n-gram length (2..6).
 	NGram int `yaml:"ngram"`
+	// Frame is how many n-grams are scored together (1..4096).
 	Frame int `yaml:"frame"`
 	// ProfilesDir keeps the learned profiles across restarts.
 	ProfilesDir string `yaml:"profiles_dir"`

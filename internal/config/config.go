@@ -21,7 +21,8 @@ type Config struct {
 	Output string `yaml:"output"`
 	// StatusSocket is the root-only unix socket `vigil status` talks to.
 	StatusSocket string `yaml:"status_socket"`
-	LogLevel     string `yaml:"log_level"`
+	// LogLevel is debug, info, warn or error; logs go to stderr.
+	LogLevel string `yaml:"log_level"`
 	// StatsInterval is how often the agent logs its counters; 0 disables.
 	StatsInterval Duration `yaml:"stats_interval"`
 
@@ -82,9 +83,12 @@ type Sensor struct {
 // FileSensor adds which file operations are reported, by path.
 type FileSensor struct {
 	Sensor `yaml:",inline"`
-	// Writes and Reads: "none", "watched" (only the paths below) or "all".
+	// Writes: which file changes are reported: "none", "watched" (below
+	// WatchWrites) or "all" (but Ignore).
 	Writes string `yaml:"writes"`
-	Reads  string `yaml:"reads"`
+	// Reads: which opens for reading are reported: "none", "watched" (the
+	// files in WatchReads) or "all".
+	Reads string `yaml:"reads"`
 	// WatchWrites: files and directories (with everything below them) whose
 	// changes are reported. Empty means the built-in list.
 	WatchWrites []string `yaml:"watch_writes"`
@@ -145,21 +149,28 @@ type Kernel struct {
 // Queue is the user-space queue between the ring reader and the outputs. When
 // it is full, events are dropped and counted, never blocking the reader.
 type Queue struct {
+	// Size is how many events the queue holds.
 	Size int `yaml:"size"`
 }
 
 // Process tunes the process cache.
 type Process struct {
-	MaxEntries    int      `yaml:"max_entries"`
-	ExitGrace     Duration `yaml:"exit_grace"`
-	AncestryDepth int      `yaml:"ancestry_depth"`
+	// MaxEntries bounds the process cache (at least 1024).
+	MaxEntries int `yaml:"max_entries"`
+	// ExitGrace is how long an exited process stays for late lookups.
+	ExitGrace Duration `yaml:"exit_grace"`
+	// AncestryDepth is how many ancestors are attached to each event.
+	AncestryDepth int `yaml:"ancestry_depth"`
 }
 
 // Paths are the host filesystems Vigil reads. Tests point them at fixtures.
 type Paths struct {
-	Procfs   string `yaml:"procfs"`
-	Cgroupfs string `yaml:"cgroupfs"` // the cgroup v2 hierarchy
-	BTF      string `yaml:"btf"`
+	// Procfs is where procfs is mounted.
+	Procfs string `yaml:"procfs"`
+	// Cgroupfs is the cgroup v2 hierarchy.
+	Cgroupfs string `yaml:"cgroupfs"`
+	// BTF is the kernel's BTF type information.
+	BTF string `yaml:"btf"`
 }
 
 // Default is the configuration `vigil run` uses with no file.
@@ -314,7 +325,18 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+// MarshalYAML writes the duration as time.Duration does, without zero
+// trailing units: 1m, 24h, 1h30m, 20ms.
+func (d Duration) MarshalYAML() (any, error) {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s, nil
+}
 
 // D is the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }

@@ -24,23 +24,34 @@ type Containers struct {
 
 // Resources are the per-container thresholds. A zero threshold is off.
 type Resources struct {
-	Enabled  bool     `yaml:"enabled"`
+	// Enabled turns the per-container resource checks on.
+	Enabled bool `yaml:"enabled"`
+	// Interval is how often every container's cgroup is read (at least 100ms).
 	Interval Duration `yaml:"interval"`
-	Sustain  Duration `yaml:"sustain"`
-	// CPUPercent: 100 is one whole CPU.
-	CPUPercent  Percent `yaml:"cpu_percent"`
-	Memory      Size    `yaml:"memory"`
-	PIDs        uint64  `yaml:"pids"`
-	IOPerSecond Size    `yaml:"io_per_second"`
-	Miner       Miner   `yaml:"miner"`
+	// Sustain is how long a value must stay above its threshold to alert.
+	Sustain Duration `yaml:"sustain"`
+	// CPUPercent is CPU time over wall time: 100 is one whole CPU.
+	CPUPercent Percent `yaml:"cpu_percent"`
+	// Memory is the memory threshold in bytes.
+	Memory Size `yaml:"memory"`
+	// PIDs is the threshold on a container's number of processes and threads.
+	PIDs uint64 `yaml:"pids"`
+	// IOPerSecond is the threshold on block reads plus writes, in bytes per second.
+	IOPerSecond Size  `yaml:"io_per_second"`
+	Miner       Miner `yaml:"miner"`
 }
 
 // Miner is the likely-cryptominer check: sustained CPU with pool traffic.
 type Miner struct {
-	CPUPercent Percent  `yaml:"cpu_percent"`
-	Window     Duration `yaml:"window"`
-	Ports      []uint16 `yaml:"ports"`
-	Domains    []string `yaml:"domains"`
+	// CPUPercent is the sustained CPU that, with pool traffic, marks a
+	// likely miner; 0 turns the check off.
+	CPUPercent Percent `yaml:"cpu_percent"`
+	// Window: pool traffic this close to the high CPU counts.
+	Window Duration `yaml:"window"`
+	// Ports are the mining pool ports a connection to counts as pool traffic.
+	Ports []uint16 `yaml:"ports"`
+	// Domains are the mining pools a DNS query for (or below) counts as pool traffic.
+	Domains []string `yaml:"domains"`
 }
 
 // DefaultMinerPorts are stratum ports that mining pools commonly listen on.

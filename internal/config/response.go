@@ -20,7 +20,9 @@ type Response struct {
 	RateLimit int `yaml:"rate_limit"`
 	// FailOpen allows an open or exec the rules did not decide within
 	// DecisionTimeout; otherwise it is refused.
-	FailOpen        bool     `yaml:"fail_open"`
+	FailOpen bool `yaml:"fail_open"`
+	// DecisionTimeout bounds how long fanotify holds an open or exec for
+	// the rules to decide.
 	DecisionTimeout Duration `yaml:"decision_timeout"`
 	// BlockFor is how long a rule's block-ip lasts; 0: until removed.
 	BlockFor Duration `yaml:"block_for"`

@@ -19,6 +19,7 @@ import (
 
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/event"
+	"github.com/vigilsec/vigil/internal/kernelcap"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
@@ -56,6 +57,7 @@ type Agent struct {
 	// procSensor and resp carry out the rules' responses (respond.go).
 	procSensor *process.Sensor
 	resp       *responders
+	kernel     kernelcap.Report // what this kernel offers; the mechanism per job
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
 
@@ -102,6 +104,7 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		return nil, err
 	}
 	a.rules.Store(set)
+	a.kernel = probeKernel(log)
 	out, err := jsonl.Open(cfg.Output, &a.host)
 	if err != nil {
 		return nil, err

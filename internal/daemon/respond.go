@@ -19,6 +19,7 @@ import (
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/sensor/process"
+	"github.com/vigilsec/vigil/internal/web"
 )
 
 // responders carries out the rules' responses: the policy (respond), the
@@ -31,6 +32,7 @@ type responders struct {
 	guardErr  error
 	denier    *respond.Denier
 	denierErr error
+	lsm       *lsmDeny // nil unless BPF LSM runs here
 
 	mu      sync.Mutex
 	set     *rules.Set      // the rules last applied
@@ -68,6 +70,7 @@ func (a *Agent) setupResponse(set *rules.Set) error {
 	var blocker respond.Blocker
 	if rs.guard != nil {
 		blocker = guardBlocker{rs.guard}
+		a.SetBlockList(webBlocks{rs.guard})
 	}
 	rs.r = respond.New(respond.Config{
 		DryRun:        rc.DryRun,
@@ -79,6 +82,7 @@ func (a *Agent) setupResponse(set *rules.Set) error {
 		CgroupRoot:    a.cfg.Paths.Cgroupfs,
 		ProcRoot:      a.cfg.Paths.Procfs,
 	}, blocker, a.emitResponse)
+	rs.lsm = a.openLSM()
 	if rc.Fanotify {
 		d, err := respond.NewDenier(respond.DenyConfig{Timeout: rc.DecisionTimeout.D(), FailOpen: rc.FailOpen, DryRun: rc.DryRun},
 			a.processByPID, rs.r.ProcessSafe, a.emitResponse)
@@ -144,9 +148,12 @@ func (a *Agent) applyResponse(set *rules.Set) error {
 	var denies []netguard.Deny
 	var open, exec, openTrees, execTrees []string
 	dry := a.cfg.Response.DryRun
+	// Deny rules on files alone go to BPF LSM where it runs; fanotify
+	// decides the others.
+	inKernel := rs.lsm.plan(set, dry)
 	for _, ri := range set.Rules() {
 		p := ri.Plan
-		if !ri.Enabled || p == nil {
+		if !ri.Enabled || p == nil || inKernel[ri.ID] {
 			continue
 		}
 		refuse := func(need string, err error) {
@@ -179,10 +186,15 @@ func (a *Agent) applyResponse(set *rules.Set) error {
 			return err
 		}
 	}
+	if rs.lsm != nil {
+		if err := rs.lsm.apply(set, inKernel); err != nil {
+			return err
+		}
+	}
 	if rs.denier != nil {
 		// Deny rules decide in dry run too: the Denier reports them.
 		sub, err := set.Subset(func(ri rules.RuleInfo) bool {
-			return ri.Response == "deny" && ri.Plan != nil && (ri.Plan.DenyOpen != nil || ri.Plan.DenyExec != nil)
+			return ri.Response == "deny" && ri.Plan != nil && (ri.Plan.DenyOpen != nil || ri.Plan.DenyExec != nil) && !inKernel[ri.ID]
 		})
 		if err != nil {
 			return err
@@ -294,6 +306,9 @@ func (a *Agent) emitResponse(e *event.Event) {
 		return
 	}
 	a.resp.emitted.Add(1)
+	if r := e.Response; r != nil && a.out.metrics != nil {
+		a.out.metrics.Responses.WithLabelValues(r.Action, r.Outcome).Inc()
+	}
 	select {
 	case a.alerts <- e:
 	default:
@@ -310,6 +325,11 @@ func (a *Agent) startResponse(ctx context.Context) (stop func()) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	if rs.lsm != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.runLSMDenials(rs.lsm) }()
+		go func() { <-ctx.Done(); rs.lsm.g.Close() }() // ends runLSMDenials
+	}
 	if rs.denier != nil {
 		wg.Add(1)
 		go func() {
@@ -366,5 +386,23 @@ func (a *Agent) closeResponse() error {
 	if rs.guard != nil {
 		errs = append(errs, rs.guard.Close())
 	}
+	if rs.lsm != nil {
+		errs = append(errs, rs.lsm.g.Close())
+	}
 	return errors.Join(errs...)
+}
+
+// webBlocks shows netguard's block list on the web page.
+type webBlocks struct{ g *netguard.Guard }
+
+func (w webBlocks) Blocked() []web.Blocked {
+	list, err := w.g.List()
+	if err != nil {
+		return nil
+	}
+	out := make([]web.Blocked, 0, len(list))
+	for _, b := range list {
+		out = append(out, web.Blocked{Prefix: b.Prefix.String(), Reason: b.Source.String(), Until: b.Until})
+	}
+	return out
 }

@@ -109,10 +109,20 @@ func TestBadReloadKeepsTheOldRules(t *testing.T) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+	// Under qemu's emulation a reload (every rule compiled again) takes
+	// several times longer than here.
+	limit := 10 * time.Second
+	if testenv.InGuest() {
+		limit = 60 * time.Second
+	}
+	start := time.Now()
+	for deadline := start.Add(limit); !cond(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s (%v)", what, limit)
 		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Logf("waited %v for %s", d.Round(time.Millisecond), what)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/internal/detect/anomaly"
+	"github.com/vigilsec/vigil/internal/kernelcap"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/version"
@@ -37,6 +38,10 @@ type Status struct {
 	Rules           RuleStatus              `json:"rules"`
 	Anomaly         []anomaly.ProfileStatus `json:"anomaly,omitempty"`
 	KernelError     string                  `json:"kernel_error,omitempty"`
+
+	// Kernel is what the kernel offers, probed at start-up, and the
+	// mechanism picked for each job.
+	Kernel kernelcap.Report `json:"kernel"`
 }
 
 // SensorStatus says which kernel hooks a sensor holds, or why it is not running.
@@ -94,6 +99,7 @@ func (a *Agent) Status() Status {
 		ProcessCache:    a.cache.Stats(),
 	}
 	st.Anomaly = a.AnomalyStatus()
+	st.Kernel = a.kernel
 	st.Rules = RuleStatus{AlertsRaised: a.alertsRaised.Load(), AlertsDropped: a.alertsDropped.Load(),
 		Reloads: a.reloads.Load(), ReloadFailures: a.reloadFailures.Load()}
 	if set := a.rules.Load(); set != nil {

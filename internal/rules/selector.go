@@ -34,6 +34,11 @@ type Plan struct {
 	// no other).
 	DenyOpen *PathSet
 	DenyExec *PathSet
+	// DenyOpenExact and DenyExecExact: the same files when they are exactly
+	// the rule's condition (files only, no directories, no other test and
+	// no exceptions), so that the kernel can decide alone (BPF LSM).
+	DenyOpenExact *PathSet
+	DenyExecExact *PathSet
 	// DenyNet: for deny on net events, the connects and binds the kernel
 	// refuses: exactly the rule's condition.
 	DenyNet []NetMatch
@@ -268,6 +273,9 @@ func planFor(info RuleInfo, cond *cel.Ast, hasExceptions bool) (*Plan, error) {
 				return nil, fmt.Errorf("deny on file events watches the files the rule can match: %v", err)
 			}
 			p.DenyOpen = ps
+			if !hasExceptions {
+				p.DenyOpenExact = filesOnly(exactPaths(cls, "file.path", "open"))
+			}
 		}
 		if on["exec"] {
 			ps, err := necessaryPaths(cls, "process.executable")
@@ -275,6 +283,9 @@ func planFor(info RuleInfo, cond *cel.Ast, hasExceptions bool) (*Plan, error) {
 				return nil, fmt.Errorf("deny on exec events watches the programs the rule can match: %v", err)
 			}
 			p.DenyExec = ps
+			if !hasExceptions {
+				p.DenyExecExact = filesOnly(exactPaths(cls, "process.executable", "exec"))
+			}
 		}
 		if on["net"] {
 			why := "deny on net events refuses connects and binds in the kernel, so the condition must be one the kernel can decide: " +
@@ -333,6 +344,15 @@ func exactPaths(cls [][]atom, field, action string) (*PathSet, error) {
 	}
 	ps.clean()
 	return ps, nil
+}
+
+// filesOnly keeps a path set of files alone: nil for an error or for one
+// with directories.
+func filesOnly(ps *PathSet, err error) *PathSet {
+	if err != nil || ps == nil || len(ps.Prefixes) > 0 || len(ps.Exact) == 0 {
+		return nil
+	}
+	return ps
 }
 
 // necessaryPaths finds in each clause a test of field, which any match

@@ -68,8 +68,7 @@ type KindDrops struct {
 type Blocked struct {
 	Prefix string    `json:"prefix"` // address or CIDR
 	Reason string    `json:"reason"` // the rule or operator that asked
-	Since  time.Time `json:"since"`
-	Hits   uint64    `json:"hits"` // packets or connections refused
+	Until  time.Time `json:"until"`  // zero: until removed
 }
 
 // BlockList is what the page asks the block-ip response for. Until one is

@@ -26,8 +26,9 @@ session() { # out, attack?
 	local out=$1 attack=$2 raw=$work/raw port pid n bad
 	strace -f -n -qq -o "$raw" python3 internal/daemon/testdata/anomaly_server.py "$work/files" >"$work/port" &
 	pid=$!
-	for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.05; done
+	for _ in $(seq 600); do [ -s "$work/port" ] && break; sleep 0.05; done
 	port=$(cat "$work/port")
+	[ -n "$port" ] || { echo "the server did not start in 30s" >&2; kill $pid; exit 1; }
 	n=$((5 + RANDOM % 26)); bad=-1
 	[ "$attack" = 1 ] && bad=$((RANDOM % n))
 	for i in $(seq 0 $((n - 1))); do
@@ -37,7 +38,9 @@ session() { # out, attack?
 	python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(b"QUIT\n")' "$port"
 	wait $pid || true
 	# The server's own syscalls: the first pid in the trace is strace's child.
-	awk 'NR == 1 {p = $1} $1 == p && match($0, /\[ *[0-9]+\]/) {
+	# (strace -f splits a syscall interrupted by another process's line into
+	# "unfinished" and "resumed" halves: count the first.)
+	awk 'NR == 1 {p = $1} $1 == p && !/resumed>/ && match($0, /\[ *[0-9]+\]/) {
 		s = substr($0, RSTART + 1, RLENGTH - 2); gsub(/ /, "", s); printf "%s%s", sep, s; sep = " "} END {print ""}' "$raw" >"$out"
 }
 

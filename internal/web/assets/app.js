@@ -109,7 +109,7 @@ async function refresh() {
   $("#summary").textContent = (h.version ? "vigil " + h.version + ", " : "") +
     Math.round(h.events_per_second || 0) + " events/s, " + (h.alerts_raised || 0) + " alerts raised";
   fill($("#rules tbody"), o.rules.map((r) => row([r.rule_id, r.count, time(r.last)])));
-  fill($("#blocked tbody"), o.blocked.map((b) => row([b.prefix, b.reason, time(b.since), b.hits])));
+  fill($("#blocked tbody"), o.blocked.map((b) => row([b.prefix, b.reason, b.until && !b.until.startsWith("0001") ? time(b.until) : "removed by hand"])));
   $("#no-blocked").hidden = o.blocked.length > 0;
   fill($("#remote tbody"), talkers(o.remote));
   fill($("#programs tbody"), talkers(o.programs));

@@ -13,7 +13,9 @@
 //
 //	/kt/manifest   one package a line: <import path> TAB <test binary> TAB <working dir>
 //	/proc/cmdline  vigil.run=REGEX (-test.run), vigil.pkgs=a,b (a subset, by
-//	               import path suffix), vigil.timeout=DURATION (-test.timeout)
+//	               import path suffix), vigil.timeout=DURATION (-test.timeout),
+//	               vigil.expect=a,b (kernel features the tests must find:
+//	               VIGIL_KT_EXPECT, read by internal/kernelcap's tests)
 //
 // Every line it prints itself starts with "VIGIL-KT"; the host script reads
 // the RESULT and DONE lines.
@@ -231,9 +233,11 @@ func runAll() {
 		"SHELL=/bin/bash",
 		"TERM=dumb",
 		"VIGIL_REQUIRE_PRIVILEGED=1",
-		// Tells a test it runs in this minimal qemu guest; no test reads it
-		// yet, it is here for a test that must know (see README.md).
+		// Tells a test it runs in this minimal qemu guest (testenv.InGuest).
 		"VIGIL_GUEST=1",
+		// What this kernel is known to offer (kernelcap feature names):
+		// a test that finds one missing fails rather than skips.
+		"VIGIL_KT_EXPECT=" + params["vigil.expect"],
 	}
 
 	say("PACKAGES %d", len(pkgs))
