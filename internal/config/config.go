@@ -45,8 +45,10 @@ type Config struct {
 	Store   Store   `yaml:"store"`
 	Web     Web     `yaml:"web"`
 	Metrics Metrics `yaml:"metrics"`
-	// Sinks are further outputs (sinks.go); each spools under SpoolDir/<name>.
-	Sinks    []Sink `yaml:"sinks"`
+	// Sinks are further outputs, each with a queue and a disk spool:
+	// docs/sinks.md.
+	Sinks []Sink `yaml:"sinks"`
+	// SpoolDir holds the disk spool of each sink, in a directory named after it.
 	SpoolDir string `yaml:"spool_dir"`
 }
 

@@ -16,6 +16,8 @@ import (
 // the options of its type (exactly one of the pointers is set, matching
 // Type). docs/config.md describes each.
 type Sink struct {
+	// Type is file, syslog, webhook, elasticsearch or nats; the keys of
+	// each type are in docs/config.md (Sinks) and docs/sinks.md.
 	Type string `yaml:"type"`
 	// Name labels counters and logs and names the spool directory
 	// (default: the type, then type-2, type-3... for more of one type).
