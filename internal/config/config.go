@@ -37,6 +37,11 @@ type Config struct {
 	Containers Containers `yaml:"containers"`
 	// Response is how rules' responses are carried out (response.go).
 	Response Response `yaml:"response"`
+	// NetDefense: floods, scans, threat intelligence, payloads (netdef.go).
+	NetDefense NetDefense `yaml:"netdefense"`
+	// Ransomware and FIM: files.go.
+	Ransomware Ransomware `yaml:"ransomware"`
+	FIM        FIM        `yaml:"fim"`
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
@@ -196,6 +201,9 @@ func Default() Config {
 		Anomaly:    defaultAnomaly(),
 		Containers: defaultContainers(),
 		Response:   DefaultResponse(),
+		NetDefense: defaultNetDefense(),
+		Ransomware: defaultRansomware(),
+		FIM:        defaultFIM(),
 		SpoolDir:   "/var/lib/vigil/spool",
 	}
 	defaultOutputs(&c)
@@ -294,6 +302,11 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Response.validate()...)
+	if err := c.NetDefense.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.Ransomware.validate()...)
+	errs = append(errs, c.FIM.validate()...)
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/kernelcap"
+	"github.com/vigilsec/vigil/internal/netdef"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
@@ -53,11 +54,14 @@ type Agent struct {
 	rules  atomic.Pointer[rules.Set]
 	// fileSensor is kept to add the rules' watches to its interest set.
 	fileSensor *file.Sensor
-	learned    *learned // nil unless anomaly detection is on
+	learned    *learned     // nil unless anomaly detection is on
+	ransom     *ransomState // nil unless the ransomware detector is on (ransom.go)
+	fim        *fimLive     // nil unless live integrity checks are on (fim.go)
 	// procSensor and resp carry out the rules' responses (respond.go).
 	procSensor *process.Sensor
 	resp       *responders
 	kernel     kernelcap.Report // what this kernel offers; the mechanism per job
+	netdef     *netdef.Defender // nil when network defence is off (netdef.go)
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
 
@@ -150,6 +154,13 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		a.Close()
 		return nil, err
 	}
+	if err := a.setupNetDefense(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.setupFIM(); err != nil {
+		log.Warn("live file integrity checks off", "err", err)
+	}
 	names := make([]string, len(a.sensors))
 	for i, s := range a.sensors {
 		names[i] = s.name
@@ -205,11 +216,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopHTTP := a.serveHTTP()
 	defer stopHTTP()
 	stopResponse := a.startResponse(ctx)
+	stopNetDefense := a.startNetDefense(ctx)
+	stopFIM := a.startFIM(ctx)
 
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
 	stopSampler()  // it emits alerts: stop it before they are closed
 	stopResponse() // the Denier sends to alerts too
+	stopNetDefense()
+	stopFIM()
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
@@ -229,6 +244,10 @@ func (a *Agent) handle(rec []byte) {
 	}
 	if h.Type == sensor.TypeSyscalls {
 		a.handleSyscalls(rec) // detector input, not an event
+		return
+	}
+	if h.Type == sensor.TypeWrite {
+		a.handleWrite(rec) // detector input, not an event
 		return
 	}
 	decode := a.decoders[h.Type]
@@ -258,10 +277,12 @@ func (a *Agent) handle(rec []byte) {
 	a.received[h.Type].Add(1)
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
 	a.ctrs.enrich(e, a.emitAlert)
+	a.netDefenseEvent(e)
 	if a.learned != nil {
 		a.anomalyEvent(e)
 	}
 	a.evalRules(e)
+	a.fimEvent(e)
 	select {
 	case a.queue <- e:
 	default:
@@ -383,6 +404,7 @@ func (a *Agent) Close() error {
 		if a.reader != nil {
 			errs = append(errs, a.reader.Close())
 		}
+		errs = append(errs, a.closeNetDefense())
 		errs = append(errs, a.closeResponse())
 		errs = append(errs, a.closeSensors())
 		errs = append(errs, a.shared.Close())

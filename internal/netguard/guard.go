@@ -84,7 +84,13 @@ type Guard struct {
 	cfg   Config
 	objs  bpfObjects
 	links map[string]link.Link // by pin name
+	// xdpModes says how XDP attached per interface: native, generic, or
+	// taken over (a link pinned by an earlier run, in the mode it had).
+	xdpModes map[string]string
 }
+
+// XDPModes says how XDP is attached, by interface.
+func (g *Guard) XDPModes() map[string]string { return g.xdpModes }
 
 // Hook names, for status.
 func (g *Guard) Hooks() []string {
@@ -139,7 +145,7 @@ func load(cfg Config, mapsOnly bool) (*Guard, error) {
 			m.Pinning = ebpf.PinByName
 		}
 	}
-	g := &Guard{cfg: cfg, links: map[string]link.Link{}}
+	g := &Guard{cfg: cfg, links: map[string]link.Link{}, xdpModes: map[string]string{}}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinDir}}
 	var to any = &g.objs
 	if mapsOnly {
@@ -176,17 +182,32 @@ func (g *Guard) attach() error {
 		if err != nil {
 			return fmt.Errorf("netguard: interface %q: %w", name, err)
 		}
+		mode := "taken over"
 		err = g.link("xdp-"+name, g.objs.VgXdpIn, func() (link.Link, error) {
-			return link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index})
+			// Native (driver) mode where the driver has it, generic otherwise.
+			l, err := link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index, Flags: link.XDPDriverMode})
+			if err == nil {
+				mode = "native"
+				return l, nil
+			}
+			mode = "generic"
+			return link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index, Flags: link.XDPGenericMode})
 		})
 		if err != nil {
 			return fmt.Errorf("netguard: attach xdp to %s: %w", name, err)
 		}
+		g.xdpModes[name] = mode
 		err = g.link("tcx-egress-"+name, g.objs.VgTcOut, func() (link.Link, error) {
 			return link.AttachTCX(link.TCXOptions{Program: g.objs.VgTcOut, Interface: ifc.Index, Attach: ebpf.AttachTCXEgress, Anchor: link.Head()})
 		})
 		if err != nil {
 			return fmt.Errorf("netguard: attach tcx egress to %s: %w", name, err)
+		}
+		err = g.link("tcx-ingress-"+name, g.objs.VgTcIn, func() (link.Link, error) {
+			return link.AttachTCX(link.TCXOptions{Program: g.objs.VgTcIn, Interface: ifc.Index, Attach: ebpf.AttachTCXIngress, Anchor: link.Head()})
+		})
+		if err != nil {
+			return fmt.Errorf("netguard: attach tcx ingress to %s: %w", name, err)
 		}
 	}
 	return nil

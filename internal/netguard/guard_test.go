@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// extraHelper does the operations of netdef_test.go.
+var extraHelper func(op, addr string) error
+
 func helper(op, addr string) int {
 	var err error
 	switch op {
@@ -41,6 +44,10 @@ func helper(op, addr string) int {
 		l, err = net.Listen("tcp", addr)
 		if err == nil {
 			l.Close()
+		}
+	default:
+		if extraHelper != nil {
+			err = extraHelper(op, addr)
 		}
 	}
 	switch {

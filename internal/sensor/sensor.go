@@ -38,11 +38,14 @@ const (
 	TypeKernel uint16 = 7
 	// TypeSyscalls carries syscall sequences for learned-behaviour models.
 	TypeSyscalls uint16 = 8
+	// TypeWrite carries the ransomware sensor's records (written files
+	// closed, unlinks and renames by writers, decoys).
+	TypeWrite uint16 = 9
 	// TypeMax bounds record types: every type is below it.
-	TypeMax = 9
+	TypeMax = 10
 )
 
-var typeNames = [TypeMax]string{"", "exec", "fork", "exit", "file", "cred", "net", "kernel", "syscalls"}
+var typeNames = [TypeMax]string{"", "exec", "fork", "exit", "file", "cred", "net", "kernel", "syscalls", "write"}
 
 // TypeName names a record type for counters and logs.
 func TypeName(t uint16) string {

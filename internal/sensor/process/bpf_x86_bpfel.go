@@ -33,7 +33,8 @@ const (
 	bpfEventTypeEVENT_NET      bpfEventType = 6
 	bpfEventTypeEVENT_KERNEL   bpfEventType = 7
 	bpfEventTypeEVENT_SYSCALLS bpfEventType = 8
-	bpfEventTypeEVENT_TYPE_MAX bpfEventType = 9
+	bpfEventTypeEVENT_WRITE    bpfEventType = 9
+	bpfEventTypeEVENT_TYPE_MAX bpfEventType = 10
 )
 
 type bpfExecEvent struct {
