@@ -50,6 +50,11 @@ type Config struct {
 	Store   Store   `yaml:"store"`
 	Web     Web     `yaml:"web"`
 	Metrics Metrics `yaml:"metrics"`
+	// Sinks are further outputs, each with a queue and a disk spool:
+	// docs/sinks.md.
+	Sinks []Sink `yaml:"sinks"`
+	// SpoolDir holds the disk spool of each sink, in a directory named after it.
+	SpoolDir string `yaml:"spool_dir"`
 }
 
 // Rules says where detection rules come from.
@@ -199,6 +204,7 @@ func Default() Config {
 		NetDefense: defaultNetDefense(),
 		Ransomware: defaultRansomware(),
 		FIM:        defaultFIM(),
+		SpoolDir:   "/var/lib/vigil/spool",
 	}
 	defaultOutputs(&c)
 	return c
@@ -308,6 +314,10 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateOutputs()...)
+	if len(c.Sinks) > 0 && !strings.HasPrefix(c.SpoolDir, "/") {
+		errs = append(errs, fmt.Errorf("spool_dir: %q is not an absolute path", c.SpoolDir))
+	}
+	errs = append(errs, c.validateSinks()...)
 	return errors.Join(errs...)
 }
 

@@ -119,10 +119,18 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		return nil, err
 	}
 	a.sinks = append([]sink.Sink{out}, sinks...)
+	configured, err := OpenSinks(cfg, &a.host, log)
+	if err != nil {
+		out.Close()
+		return nil, err
+	}
+	a.sinks = append(a.sinks, configured...)
 	if cfg.Record != "" {
 		rec, err := openRecording(cfg.Record)
 		if err != nil {
-			out.Close()
+			for _, s := range a.sinks {
+				s.Close()
+			}
 			return nil, err
 		}
 		a.sinks = append(a.sinks, rec)
