@@ -91,6 +91,7 @@ func randHex(n int) string {
 // the test's own, addresses in 10.232.0.0/16.
 func newNetns(t *testing.T) *netns {
 	t.Helper()
+	testenv.RequireKernel(t, 6, 6, "tcx links, which the XDP/tcx programs attach with")
 	id := randHex(3)
 	b := make([]byte, 2)
 	rand.Read(b)
@@ -214,9 +215,7 @@ func start(t *testing.T, cfg config.NetDefense, ifs ...string) (*Defender, *netg
 // each is detected and named.
 func TestNmapScansDetected(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	if _, err := exec.LookPath("nmap"); err != nil {
-		t.Fatal("nmap is needed (Debian package nmap; .ci/run installs it)")
-	}
+	testenv.RequireCommand(t, "nmap")
 	n := newNetns(t)
 	_, _, rec := start(t, testConfig(), n.hostIf)
 	for _, m := range []struct{ flag, name string }{

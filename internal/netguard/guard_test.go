@@ -181,6 +181,7 @@ type netns struct {
 
 func newNetns(t *testing.T) *netns {
 	t.Helper()
+	testenv.RequireKernel(t, 6, 6, "tcx links, which the XDP/tcx programs attach with")
 	id := randHex(3)
 	b := make([]byte, 2)
 	rand.Read(b)

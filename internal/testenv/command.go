@@ -16,6 +16,7 @@ func RequireCommand(t testing.TB, name string) string {
 	if err == nil {
 		return p
 	}
+	SkipInGuest(t, name+" is not in the guest image")
 	if os.Getenv("VIGIL_REQUIRE_PRIVILEGED") == "1" {
 		t.Fatalf("%s is not installed (.ci/run installs it) and VIGIL_REQUIRE_PRIVILEGED=1 forbids skipping", name)
 	}
