@@ -34,7 +34,7 @@ web:
   token_file: %s
 metrics:
   listen: 127.0.0.1:0
-`, filepath.Join(dir, "events.json"), filepath.Join(dir, "status.sock"), db, filepath.Join(dir, "lib", "web.token"))), 0o644)
+`+testScope, filepath.Join(dir, "events.json"), filepath.Join(dir, "status.sock"), db, filepath.Join(dir, "lib", "web.token"))), 0o644)
 
 	var stderr lockedBuffer
 	agent := exec.Command(bin, "run", "--config", cfg)

@@ -113,3 +113,15 @@ func TestRulesValidateAndTest(t *testing.T) {
 		t.Errorf("rules list: %v\n%s", err, out)
 	}
 }
+
+// testScope keeps an agent a test starts to what the test owns: on a shared
+// machine it must not kill other processes (the ransomware detector judges
+// every process), attach XDP to every interface, or block addresses.
+const testScope = `ransomware:
+  kill: false
+  kernel_kill: false
+response:
+  interfaces: []
+netdefense:
+  enabled: false
+`

@@ -35,7 +35,7 @@ func TestTamperingRaisesAlerts(t *testing.T) {
 	db := filepath.Join(dir, "lib", "vigil.db")
 	sock := filepath.Join(dir, "run", "status.sock")
 	cfg := filepath.Join(dir, "vigil.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("output: %s\nstatus_socket: %s\nstore:\n  path: %s\nweb:\n  listen: \"\"\nmetrics:\n  listen: \"\"\nrules:\n  dirs: [%s]\n",
+	os.WriteFile(cfg, []byte(fmt.Sprintf("output: %s\nstatus_socket: %s\nstore:\n  path: %s\nweb:\n  listen: \"\"\nmetrics:\n  listen: \"\"\nrules:\n  dirs: [%s]\n"+testScope,
 		output, sock, db, rulesDir)), 0o600)
 
 	var stderr lockedBuffer

@@ -142,8 +142,10 @@ func testConfig(dir string) config.Config {
 	cfg.Web.Listen, cfg.Metrics.Listen = "", "" // tests that need them set their own
 	cfg.Response = testResponse(dir)
 	// The ransomware detector judges every process on the machine: tests'
-	// agents alert but never kill (ransom_test.go scopes its own).
+	// agents alert but never kill, in user space or in the kernel
+	// (ransom_test.go scopes its own to the test's cgroup).
 	cfg.Ransomware.Kill = false
+	cfg.Ransomware.KernelKill = false
 	return cfg
 }
 
