@@ -2,12 +2,17 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/internal/testenv"
 )
 
 // The guides under docs/ are tested by running what they show. Their fenced
@@ -163,5 +168,181 @@ func TestRuleWritingExamples(t *testing.T) {
 		if counts[k] < min {
 			t.Errorf("docs/rule-writing.md has %d %q blocks, want at least %d", counts[k], k, min)
 		}
+	}
+}
+
+// missingOutput returns the lines of the guide's output block that match no
+// line of out.
+func missingOutput(b guideBlock, out string) []string {
+	var missing []string
+	for _, want := range strings.Split(strings.TrimSpace(b.body), "\n") {
+		re := outputPattern(want)
+		found := false
+		for _, got := range strings.Split(out, "\n") {
+			if re.MatchString(got) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			missing = append(missing, want)
+		}
+	}
+	return missing
+}
+
+// TestFirstTenMinutes runs docs/first-ten-minutes.md as a new user would:
+// every ```sh step= block in order, in one shell session (variables and the
+// working directory carry over from block to block), the agent's block in
+// the background, and checks each output the guide shows, the agent's log
+// lines included. The guide builds vigil itself, from this clone.
+func TestFirstTenMinutes(t *testing.T) {
+	testenv.SkipInGuest(t, "needs the Go toolchain and the repository")
+	testenv.RequirePrivileged(t)
+	if testing.Short() {
+		t.Skip("builds vigil and runs an agent")
+	}
+	blocks := readGuide(t, "first-ten-minutes.md")
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+
+	// The guide makes its work directory in $HOME, which must not be
+	// world-writable (the built-in rules would alert on vigil itself):
+	// a home of the test's own, beside this package, removed at the end.
+	home, err := os.MkdirTemp(".", ".guide-home-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, _ = filepath.Abs(home)
+	state := filepath.Join(t.TempDir(), "state")
+	cwd := filepath.Join(filepath.Dir(state), "cwd")
+	os.WriteFile(state, nil, 0o600)
+	os.WriteFile(cwd, []byte(root), 0o600)
+	env := append(os.Environ(), "HOME="+home)
+	for _, v := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} { // go's, from the real home
+		out, _ := exec.Command("go", "env", v).Output()
+		env = append(env, v+"="+strings.TrimSpace(string(out)))
+	}
+	// guideVar reads a variable the guide's shell set.
+	guideVar := func(name string) string {
+		b, _ := os.ReadFile(state)
+		m := regexp.MustCompile(`(?m)^declare -x ` + name + `="([^"]*)"$`).FindSubmatch(b)
+		if m == nil {
+			return ""
+		}
+		return string(m[1])
+	}
+	const pinDir = "/sys/fs/bpf/vigil-first-steps"
+	var agent *exec.Cmd
+	var agentLog lockedBuffer
+	agentDone := make(chan error, 1)
+	stopAgent := func() error {
+		if agent == nil {
+			return nil
+		}
+		syscall.Kill(-agent.Process.Pid, syscall.SIGINT)
+		select {
+		case err := <-agentDone:
+			agent = nil
+			return err
+		case <-time.After(30 * time.Second):
+			syscall.Kill(-agent.Process.Pid, syscall.SIGKILL)
+			<-agentDone
+			agent = nil
+			return errors.New("the agent did not stop within 30s of SIGINT")
+		}
+	}
+	t.Cleanup(func() {
+		stopAgent()
+		for _, d := range []string{guideVar("DEMO"), guideVar("WORK")} {
+			if strings.HasPrefix(d, "/tmp/vigil-demo.") || strings.HasPrefix(d, home+"/") {
+				os.RemoveAll(d)
+			}
+		}
+		os.RemoveAll(home)
+		os.RemoveAll(pinDir)
+	})
+
+	script := func(body string, background bool) string {
+		pre := "set -euo pipefail\nsource " + state + "\ncd \"$(cat " + cwd + ")\"\n"
+		if background {
+			return pre + "exec " + strings.TrimSpace(body) + "\n"
+		}
+		return pre + body + "export -p > " + state + "\npwd > " + cwd + "\n"
+	}
+	steps := map[string]string{} // step -> its last output
+	for i := 0; i < len(blocks); i++ {
+		b := blocks[i]
+		switch {
+		case b.lang == "text" && b.has("log"):
+			if agent == nil {
+				t.Fatalf("log block at line %d before the agent started", b.line)
+			}
+			for _, want := range strings.Split(strings.TrimSpace(b.body), "\n") {
+				waitFor(t, "the agent to log "+want, &agentLog, want)
+			}
+		case b.lang == "sh" && b.has("step"):
+			name := b.tags["step"]
+			if name == "cleanup" {
+				if err := stopAgent(); err != nil {
+					t.Errorf("vigil run: %v\n%s", err, agentLog.String())
+				}
+				if _, err := os.Stat(pinDir); !os.IsNotExist(err) {
+					t.Errorf("the stopped agent left %s (%v)", pinDir, err)
+				}
+			}
+			if b.has("background") {
+				agent = exec.Command("bash", "-c", script(b.body, true))
+				agent.Env = env
+				agent.Stdout = &agentLog
+				agent.Stderr = &agentLog
+				agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+				if err := agent.Start(); err != nil {
+					t.Fatal(err)
+				}
+				go func() { agentDone <- agent.Wait() }()
+				steps[name] = ""
+				continue
+			}
+			var want *guideBlock
+			if i+1 < len(blocks) && blocks[i+1].lang == "text" && blocks[i+1].has("output") {
+				want = &blocks[i+1]
+				i++
+			}
+			for try := 0; ; try++ {
+				cmd := exec.Command("bash", "-c", script(b.body, false))
+				cmd.Env = env
+				out, err := cmd.CombinedOutput()
+				steps[name] = string(out)
+				if err != nil {
+					t.Fatalf("step %s (line %d): %v\n%s\nagent:\n%s", name, b.line, err, out, agentLog.String())
+				}
+				if want == nil {
+					break
+				}
+				missing := missingOutput(*want, string(out))
+				if len(missing) == 0 {
+					break
+				}
+				if !b.has("retry") || try == 20 {
+					t.Fatalf("step %s (line %d): no line like %q in its output:\n%s", name, b.line, missing, out)
+				}
+				time.Sleep(500 * time.Millisecond)
+			}
+		}
+	}
+	for _, s := range []string{"build", "doctor", "config", "agent", "status", "trigger", "alerts", "rule", "deny", "denied-alert", "block", "unblock", "cleanup"} {
+		if _, ok := steps[s]; !ok {
+			t.Errorf("docs/first-ten-minutes.md has no step %q (or the test stopped before it)", s)
+		}
+	}
+	// What the output blocks cannot say: what must be absent.
+	if strings.Contains(steps["unblock"], "192.0.2.1") {
+		t.Errorf("192.0.2.1 is still listed after block remove:\n%s", steps["unblock"])
+	}
+	if !strings.Contains(steps["deny"], "exit status 126") { // numbers in output blocks match any number
+		t.Errorf("the forbidden program's exec was not refused with 126:\n%s", steps["deny"])
+	}
+	if strings.Contains(steps["alerts"], "forbidden") {
+		t.Errorf("alerts before the rule existed:\n%s", steps["alerts"])
 	}
 }
