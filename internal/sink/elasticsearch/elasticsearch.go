@@ -240,3 +240,79 @@ func (s *sender) Send(ctx context.Context, batch [][]byte) error {
 	}
 	return &spool.BatchError{Outcomes: outcomes, Err: first}
 }
+
+// Doc is a document that already has its identity: for a consumer that
+// indexes documents some other sink rendered (vigil fleet index reads them
+// from NATS), rather than events of this host.
+type Doc struct {
+	// ID is the document's _id: the same document indexed twice is
+	// refused with 409 the second time, which counts as delivered.
+	ID    string
+	Alert bool // to <prefix>-alerts, else <prefix>-events
+	Body  []byte
+}
+
+// Indexer sends Docs through the bulk API with the sink's client and its
+// rules: the index template first, create with a fixed _id, per-item
+// outcomes.
+type Indexer struct {
+	s              *sender
+	alerts, events string
+}
+
+// NewIndexer makes an Indexer; o.Kinds, o.Host and o.Queue are not used.
+func NewIndexer(o Options) (*Indexer, error) {
+	if len(o.URLs) == 0 {
+		return nil, errors.New("elasticsearch: no urls")
+	}
+	if o.IndexPrefix == "" {
+		o.IndexPrefix = "vigil"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	client, err := newClient(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Indexer{s: &sender{opts: o, client: client}, alerts: o.IndexPrefix + "-alerts", events: o.IndexPrefix + "-events"}, nil
+}
+
+// Index sends docs in one bulk request and returns each one's outcome:
+// Delivered (indexed now or before), Retry (429, 5xx, the request failed)
+// or Rejected (refused for good). err says what went wrong first, if
+// anything did.
+func (ix *Indexer) Index(ctx context.Context, docs []Doc) ([]spool.Outcome, error) {
+	batch := make([][]byte, len(docs))
+	for i, d := range docs {
+		index := ix.events
+		if d.Alert {
+			index = ix.alerts
+		}
+		action, err := json.Marshal(map[string]bulkAction{"create": {Index: index, ID: d.ID}})
+		if err != nil {
+			return nil, err
+		}
+		batch[i] = spool.Record(action, d.Body)
+	}
+	outcomes := make([]spool.Outcome, len(docs))
+	err := ix.s.Send(ctx, batch)
+	var be *spool.BatchError
+	switch {
+	case err == nil:
+		for i := range outcomes {
+			outcomes[i] = spool.Delivered
+		}
+	case errors.As(err, &be):
+		copy(outcomes, be.Outcomes)
+	default:
+		fill := spool.Retry
+		if spool.IsPermanent(err) {
+			fill = spool.Rejected
+		}
+		for i := range outcomes {
+			outcomes[i] = fill
+		}
+	}
+	return outcomes, err
+}

@@ -120,6 +120,12 @@ func (p permanent) Unwrap() error { return p.error }
 // Permanent marks err as a refusal that retrying cannot fix.
 func Permanent(err error) error { return permanent{err} }
 
+// IsPermanent tells whether err (or an error it wraps) was marked by Permanent.
+func IsPermanent(err error) bool {
+	var p permanent
+	return errors.As(err, &p)
+}
+
 // Queue is a delivery queue for one sink.
 type Queue struct {
 	opts Options
