@@ -186,8 +186,10 @@ func TestWebPageShowsLiveAlert(t *testing.T) {
 	if err != nil {
 		t.Fatalf("log in: %v", err)
 	}
+	// Setting up the stream is not what is measured (the alert's latency,
+	// below, is): a machine busy with other tests can take a while.
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector("#live").textContent === "live"`,
-		chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
 		t.Fatalf("live stream: %v", err)
 	}
 

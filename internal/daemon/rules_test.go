@@ -109,9 +109,10 @@ func TestBadReloadKeepsTheOldRules(t *testing.T) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	// Under qemu's emulation a reload (every rule compiled again) takes
-	// several times longer than here.
-	limit := 10 * time.Second
+	// A reload compiles every rule again: seconds on a machine busy with
+	// other tests, several times that under qemu's emulation. A generous
+	// limit only costs time when the condition never holds.
+	limit := 30 * time.Second
 	if testenv.InGuest() {
 		limit = 60 * time.Second
 	}
