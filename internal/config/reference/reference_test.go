@@ -56,7 +56,15 @@ func TestEveryKeyIsListed(t *testing.T) {
 		}
 	}
 	walk("", &n)
-	if diff := cmp.Diff(Keys(opts), sortStrings(keys)); diff != "" {
+	// Fields of list items (sandboxes[].name) have no YAML key in the
+	// defaults, whose lists are empty: compare the rest.
+	var listed []string
+	for _, k := range Keys(opts) {
+		if !strings.Contains(k, "[].") {
+			listed = append(listed, k)
+		}
+	}
+	if diff := cmp.Diff(listed, sortStrings(keys)); diff != "" {
 		t.Errorf("reference keys (-) vs YAML keys (+):\n%s", diff)
 	}
 	for _, o := range opts {
