@@ -29,8 +29,8 @@ func TestSandboxesConfig(t *testing.T) {
 	want := Sandboxes{
 		{Name: "web", Line: 2, Mode: "enforce", Match: SandboxMatch{Names: []string{"web-*"}, Images: []string{"nginx:*"}},
 			Exec: []string{"/usr/sbin/nginx", "/usr/lib/"}, Write: []string{"/tmp/", "/var/log/nginx/"},
-			Connect:    []string{"10.0.0.0/8:5432", "127.0.0.1:8000-8100", "[2001:db8::/32]:443", "*:53", "192.0.2.7:*"},
-			HasExec:    true, HasWrite: true, HasConnect: true,
+			Connect: []string{"10.0.0.0/8:5432", "127.0.0.1:8000-8100", "[2001:db8::/32]:443", "*:53", "192.0.2.7:*"},
+			HasExec: true, HasWrite: true, HasConnect: true,
 			Destinations: []SandboxDest{
 				{Prefix: netip.MustParsePrefix("10.0.0.0/8"), PortLo: 5432, PortHi: 5432},
 				{Prefix: netip.MustParsePrefix("127.0.0.1/32"), PortLo: 8000, PortHi: 8100},
