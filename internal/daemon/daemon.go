@@ -57,6 +57,7 @@ type Agent struct {
 	// procSensor and resp carry out the rules' responses (respond.go).
 	procSensor *process.Sensor
 	resp       *responders
+	sbx        *sandboxes       // sandbox profiles (sandbox.go); nil when none
 	kernel     kernelcap.Report // what this kernel offers; the mechanism per job
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
@@ -142,6 +143,10 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		a.Close()
 		return nil, err
 	}
+	if a.sbx, err = a.newSandboxes(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	names := make([]string, len(a.sensors))
 	for i, s := range a.sensors {
 		names[i] = s.name
@@ -197,11 +202,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopHTTP := a.serveHTTP()
 	defer stopHTTP()
 	stopResponse := a.startResponse(ctx)
+	stopSandboxes := a.sbx.start(ctx, a.ctrs.list)
 
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
 	stopSampler()  // it emits alerts: stop it before they are closed
 	stopResponse() // the Denier sends to alerts too
+	stopSandboxes()
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
@@ -250,6 +257,7 @@ func (a *Agent) handle(rec []byte) {
 	a.received[h.Type].Add(1)
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
 	a.ctrs.enrich(e, a.emitAlert)
+	a.sbx.observe(e)
 	if a.learned != nil {
 		a.anomalyEvent(e)
 	}
@@ -376,6 +384,7 @@ func (a *Agent) Close() error {
 			errs = append(errs, a.reader.Close())
 		}
 		errs = append(errs, a.closeResponse())
+		errs = append(errs, a.sbx.close())
 		errs = append(errs, a.closeSensors())
 		errs = append(errs, a.shared.Close())
 		errs = append(errs, a.ctrs.close())
