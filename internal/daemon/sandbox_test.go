@@ -169,6 +169,21 @@ func TestSandboxes(t *testing.T) {
 		}
 	})
 	<-a.Ready()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		for _, e := range sink.events {
+			switch {
+			case e.Kind == event.KindAlert && strings.HasPrefix(e.Alert.RuleID, "sandbox-"):
+				t.Logf("alert %s: %s (pid %d %s)", e.Alert.RuleID, e.Alert.Message, e.Process.PID, e.Process.Name)
+			case e.Kind == event.KindResponse:
+				t.Logf("response %+v (pid %d %s)", *e.Response, e.Process.PID, e.Process.Name)
+			}
+		}
+	})
 	// run starts a container whose events the sink keeps from the first.
 	run := func(spec testenv.ContainerSpec) *testenv.Container {
 		sink.mu.Lock()
