@@ -57,7 +57,7 @@ type sandboxes struct {
 type boxed struct {
 	ctr  *event.Container // as last matched
 	prof *sandbox.Profile // nil: no profile
-	// inForce is when the marks and hooks were in place; zero before.
+	// inForce is when the marks began to be put in place; zero before.
 	inForce time.Time
 	pending bool // a set-up is queued
 	failed  string
@@ -255,6 +255,8 @@ func (s *sandboxes) put(r setupReq) {
 		})
 		return
 	}
+	// Execs from now on may be held: audit mode reports those before.
+	markStart := time.Now()
 	if s.fan != nil && (pr.HasExec || pr.HasWrite) {
 		var err error = errors.New("no process left in the container")
 		for _, pid := range append([]int{switched}, pids...) {
@@ -283,7 +285,7 @@ func (s *sandboxes) put(r setupReq) {
 	}
 	s.mu.Lock()
 	b.pending = false
-	b.inForce = time.Now()
+	b.inForce = markStart
 	if err := errors.Join(errs...); err != nil {
 		b.failed = err.Error()
 	}
@@ -302,7 +304,7 @@ func (s *sandboxes) put(r setupReq) {
 // the container's. It returns 0 when there is none.
 func (s *sandboxes) rootSwitched(path string, pids []int) int {
 	var host unix.Stat_t
-	if unix.Stat(filepath.Join(s.procRoot, "1", "root")+"/", &host) != nil {
+	if unix.Stat(s.hostProc("root")+"/", &host) != nil {
 		return 0
 	}
 	for _, pid := range pids {
@@ -385,7 +387,7 @@ func (s *sandboxes) decide(r *respond.MountRequest) bool {
 		case !in.Known:
 			reason = "the open's flags could not be read (" + in.Syscall + "): taken for a write"
 		case in.Create:
-			reason = "O_CREAT: a file that did not exist was created, empty, before the open was held"
+			reason = "O_CREAT was asked: a file that did not exist is created, empty, before fanotify holds the open"
 		}
 	}
 	trig := s.heldEvent(r, b)
@@ -437,18 +439,29 @@ func (s *sandboxes) heldEvent(r *respond.MountRequest, b *boxed) *event.Event {
 	return e
 }
 
-// lateExec checks an exec that ran before the container's sandbox was in
-// force (the container's first programs): one the profile does not allow
-// is reported and, when enforced, killed now.
+// lateExec checks an exec that fanotify did not hold (the container's
+// first programs, before its sandbox was in force; a memfd): one the
+// profile does not allow is reported and, when enforced, killed now.
 func (s *sandboxes) lateExec(e *event.Event, b *boxed) {
 	pr := b.prof
 	s.mu.Lock()
 	inForce := b.inForce
 	s.mu.Unlock()
-	if !pr.HasExec || (!inForce.IsZero() && e.Time.After(inForce)) || pr.ExecAllowed(e.Process.Executable) {
+	// Enforced, an exec fanotify refused never happened: every exec event
+	// is one it allowed (the same allowlist) or did not hold (before the
+	// marks, or from a file on no marked mount, a memfd), so all are
+	// checked. Audited, those after the marks were alerted on already.
+	if !pr.HasExec || pr.ExecAllowed(e.Process.Executable) || (!pr.Enforce && !inForce.IsZero() && e.Time.After(inForce)) {
 		return
 	}
-	detail := "exec of " + e.Process.Executable + " before the sandbox was in force"
+	// The runtime's own process (runc init, executed in the container's
+	// cgroup by newer runtimes) stays in the host's mount namespace while
+	// it starts the container; the container's programs never are in it.
+	// A process gone already cannot be told apart, nor killed.
+	if s.inHostMountNS(e.Process.PID) {
+		return
+	}
+	detail := "exec of " + e.Process.Executable + " not held"
 	if !pr.Enforce {
 		s.alert(pr.Alert(sandbox.RuleExec, e, "alert", detail))
 		return
@@ -456,7 +469,7 @@ func (s *sandboxes) lateExec(e *event.Event, b *boxed) {
 	s.alert(pr.Alert(sandbox.RuleExec, e, "kill", detail))
 	res := event.Response{RuleID: sandbox.RuleExec, Action: "kill", Mechanism: respond.MechPidfd,
 		Target: fmt.Sprintf("pid %d (%s)", e.Process.PID, e.Process.Executable), Outcome: event.ResponseDone,
-		Reason: "sandbox " + pr.Name + ": the program ran before the sandbox was in force; killed after exec"}
+		Reason: "sandbox " + pr.Name + ": the exec was not held (before the sandbox was in force, or a file on no marked mount): killed after exec"}
 	switch why := s.safe(&e.Process); {
 	case why != "":
 		res.Outcome, res.Reason = event.ResponseRefused, why
@@ -512,6 +525,25 @@ func (s *sandboxes) close() error {
 		errs = append(errs, s.net.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// hostProc is a file of pid 1's procfs directory, the host's root and
+// namespaces; where pid 1's are not readable (a restricted init), the
+// agent's own.
+func (s *sandboxes) hostProc(name string) string {
+	p := filepath.Join(s.procRoot, "1", name)
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	return filepath.Join(s.procRoot, "self", name)
+}
+
+// inHostMountNS reports whether pid is in the host's mount namespace, or
+// cannot be read.
+func (s *sandboxes) inHostMountNS(pid uint32) bool {
+	host, err1 := os.Readlink(s.hostProc("ns/mnt"))
+	ns, err2 := os.Readlink(filepath.Join(s.procRoot, strconv.Itoa(int(pid)), "ns", "mnt"))
+	return err1 != nil || err2 != nil || ns == host
 }
 
 // v2Cgroup reads a thread's cgroup v2 path from /proc/<tid>/cgroup.
