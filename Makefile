@@ -3,7 +3,7 @@
 GO ?= go
 export CGO_ENABLED ?= 0
 
-.PHONY: build test generate check-generated vmlinux bench release docs image
+.PHONY: build test generate check-generated vmlinux bench release docs image fuzz-short
 
 # -buildvcs=auto: record the commit even where GOFLAGS says -buildvcs=false.
 build:
@@ -15,6 +15,11 @@ test:
 
 generate:
 	$(GO) generate ./...
+
+# Every fuzz target for 10 s (FUZZTIME=1m for longer): decoders, rule and
+# config parsers, the CEL condition compiler. docs/hardening.md.
+fuzz-short:
+	scripts/fuzz.sh
 
 # Fails when the committed BPF output differs from what the C sources build to.
 check-generated: generate

@@ -23,6 +23,7 @@ enum event_type {
 	EVENT_NET = 6,
 	EVENT_KERNEL = 7,
 	EVENT_SYSCALLS = 8,
+	EVENT_WRITE = 9, /* ransomware sensor: a written file closed, unlink and rename by writers, decoys */
 	EVENT_TYPE_MAX,
 };
 
@@ -333,3 +334,53 @@ struct syscalls_event {
 	__u16 nr[SEQ_BATCH];
 };
 
+
+/*
+ * The ransomware sensor (internal/sensor/ransom): what a process did to
+ * regular files it wrote, with a sample of the first bytes it wrote to each,
+ * judged in the kernel (entropy, known file-format magic). Variable-length
+ * data follows as in struct file_event: path, raw, path2, raw2.
+ *   WRITE_CLOSE   path: the file (resolved); bytes, entropy, magic
+ *   WRITE_UNLINK  path: the directory raw starts from; raw as passed
+ *   WRITE_RENAME  path/raw: the old name, path2/raw2: the new one
+ *   WRITE_DECOY_OPEN  path: the decoy, opened for writing (resolved)
+ */
+enum write_op {
+	WRITE_CLOSE = 1,
+	WRITE_UNLINK = 2,
+	WRITE_RENAME = 3,
+	WRITE_DECOY_OPEN = 4,
+};
+
+enum write_flag {
+	WRITE_CREATED = 1 << 0,	     /* the open created the file */
+	WRITE_TRUNCATED = 1 << 1,    /* opened with O_TRUNC */
+	WRITE_SAMPLED = 1 << 2,	     /* entropy and magic were measured (a first write of >= 256 bytes) */
+	WRITE_HIGH_ENTROPY = 1 << 3, /* sample entropy >= the threshold and no known magic */
+	WRITE_DECOY = 1 << 4,	     /* the operation touched a decoy file */
+	WRITE_KILLED = 1 << 5,	     /* the kernel sent SIGKILL to the process with this operation */
+	WRITE_PATH_TRUNCATED = 1 << 6,
+	WRITE_PATH_RESOLVED = 1 << 7, /* path is the file's own */
+	WRITE_OFFSET = 1 << 8,	      /* the sampled write was not at offset 0: magic not judged */
+};
+
+struct write_event {
+	struct event_header hdr;
+	struct task_info task;
+	__u32 op;      /* enum write_op */
+	__s32 ret;
+	__u32 flags;   /* enum write_flag */
+	__u32 entropy; /* of the sample, in thousandths of a bit per byte */
+	__u64 bytes;   /* bytes the process asked to write to the file while open */
+	__u64 ino;
+	__u32 dev;
+	__u16 sample_len;
+	__u8 magic; /* index of the known format the sample starts with, 0: none */
+	__u8 _pad;
+	__u32 score; /* the process's kernel score after this operation */
+	__u32 writes; /* write calls to the file */
+	__u16 path_len;
+	__u16 raw_len;
+	__u16 path2_len;
+	__u16 raw2_len;
+};

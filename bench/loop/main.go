@@ -5,6 +5,8 @@
 //	loop exec N          fork and exec /bin/true N times, waiting for each
 //	loop connect N       TCP connect to a loopback listener of its own and close, N times
 //	loop udp-connect N   connect a UDP socket to 127.0.0.1:9 and close, N times (nothing is sent)
+//	loop write N DIR     write N files of 64 KiB (16 writes each) in DIR (write.go)
+//	loop devnull N       write 64 bytes to /dev/null N times
 package main
 
 import (
@@ -18,7 +20,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 || len(os.Args) > 4 {
-		fmt.Fprintln(os.Stderr, "usage: loop open|exec|connect|udp-connect N [PATH]")
+		fmt.Fprintln(os.Stderr, "usage: loop open|exec|connect|udp-connect|write|devnull N [PATH]")
 		os.Exit(2)
 	}
 	n, err := strconv.Atoi(os.Args[2])
@@ -47,6 +49,10 @@ func main() {
 		err = udpConnectLoop(n)
 	case "exec":
 		err = execLoop(n)
+	case "write":
+		err = writeLoop(n, path)
+	case "devnull":
+		err = devnullLoop(n)
 	default:
 		err = fmt.Errorf("unknown workload %q", os.Args[1])
 	}

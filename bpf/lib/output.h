@@ -26,6 +26,22 @@ struct {
 
 const volatile __u64 wakeup_bytes = 1 << 20;
 
+/*
+ * Load shedding: past shed_bytes waiting in the ring, records other than
+ * process lifecycle (exec, fork, exit) are refused and counted as lost, so
+ * that a storm of file or network records cannot crowd out the events the
+ * process cache depends on. 0: never shed. User space sets it to 3/4 of the
+ * ring (sensor.Shared.Prepare).
+ */
+const volatile __u64 shed_bytes = 0;
+
+static __always_inline bool shed(__u32 type)
+{
+	if (shed_bytes == 0 || type == EVENT_EXEC || type == EVENT_FORK || type == EVENT_EXIT)
+		return false;
+	return bpf_ringbuf_query(&vigil_events, BPF_RB_AVAIL_DATA) >= shed_bytes;
+}
+
 static __always_inline void stats_count(__u32 type, bool ok)
 {
 	struct kstats *s = bpf_map_lookup_elem(&vigil_stats, &type);
@@ -52,9 +68,13 @@ static __always_inline void header_init(struct event_header *h, __u32 type, __u3
 	h->cpu = bpf_get_smp_processor_id();
 }
 
-/* Reserve a fixed-size record; on failure the loss is counted. */
+/* Reserve a fixed-size record; on failure (or when shedding) the loss is counted. */
 static __always_inline void *event_reserve(__u32 type, __u32 size)
 {
+	if (shed(type)) {
+		stats_count(type, false);
+		return NULL;
+	}
 	void *e = bpf_ringbuf_reserve(&vigil_events, size, 0);
 	if (!e) {
 		stats_count(type, false);
@@ -73,6 +93,10 @@ static __always_inline void event_submit(void *e, __u32 type)
 /* Copy a record built in scratch space into the ring. */
 static __always_inline void event_output(void *e, __u32 type, __u64 size)
 {
+	if (shed(type)) {
+		stats_count(type, false);
+		return;
+	}
 	long err = bpf_ringbuf_output(&vigil_events, e, size, wakeup_flags());
 	stats_count(type, err == 0);
 }

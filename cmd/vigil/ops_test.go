@@ -15,6 +15,7 @@ import (
 // TestDoctor runs `vigil doctor` on this machine (it can run Vigil: exit 0)
 // and with an empty /sys: no BTF, no tracefs (it cannot: exit 1, one line on stderr).
 func TestDoctor(t *testing.T) {
+	testenv.SkipInGuest(t, "needs it asserts what the development host has (docs/kernels.md has the guest's)")
 	testenv.RequirePrivileged(t)
 	bin := vigil(t)
 	out, err := exec.Command(bin, "doctor").Output()
@@ -42,6 +43,7 @@ func TestDoctor(t *testing.T) {
 }
 
 func TestConfigCommands(t *testing.T) {
+	testenv.SkipInGuest(t, "needs the repository's docs/config-reference.md")
 	bin := vigil(t)
 	dir := t.TempDir()
 	def, err := exec.Command(bin, "config", "default").Output()
@@ -74,6 +76,7 @@ func TestConfigCommands(t *testing.T) {
 // TestVersionCommit: a release build (the flags of scripts/release.sh)
 // says the version, commit and date it was given.
 func TestVersionCommit(t *testing.T) {
+	testenv.SkipInGuest(t, "needs the Go toolchain and git")
 	bin := filepath.Join(t.TempDir(), "vigil")
 	pkg := "github.com/vigilsec/vigil/internal/version"
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags",
@@ -92,6 +95,7 @@ func TestVersionCommit(t *testing.T) {
 // from different paths must be the same bytes. (SHARED_CACHE=1 keeps it
 // quick; make release uses separate caches.)
 func TestReleaseIsReproducible(t *testing.T) {
+	testenv.SkipInGuest(t, "needs the Go toolchain and scripts/release.sh")
 	if testing.Short() {
 		t.Skip("builds vigil twice")
 	}

@@ -49,6 +49,7 @@ directory); SIGINT or SIGTERM detaches everything and exits.`,
 			if err != nil {
 				return err
 			}
+			a.ProtectFiles(cfgPath) // a change to it is tampering (docs/hardening.md)
 			// SIGHUP reloads the rules; a bad rule set leaves the old one running.
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)

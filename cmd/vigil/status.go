@@ -66,18 +66,18 @@ func printStatus(w io.Writer, st daemon.Status) {
 	fmt.Fprintf(w, "events/s %.1f, written %d, queue %d/%d, ring buffer %d/%d bytes\n\n",
 		st.EventsPerSecond, st.Written, st.Queue.Used, st.Queue.Capacity, st.RingBuffer.Used, st.RingBuffer.Capacity)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "KIND\tKERNEL SENT\tKERNEL LOST\tFILTERED\tRECEIVED\tQUEUE DROPPED\t")
+	fmt.Fprintln(tw, "KIND\tKERNEL SENT\tKERNEL LOST\tFILTERED\tRECEIVED\tQUEUE DROPPED\tWRITTEN\t")
 	for _, k := range st.Events {
 		kind := k.Kind
 		if k.Off {
 			kind += " (off)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", kind, k.KernelSent, k.KernelLost, k.KernelFiltered, k.Received, k.QueueDropped)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", kind, k.KernelSent, k.KernelLost, k.KernelFiltered, k.Received, k.QueueDropped, k.Written)
 	}
 	tw.Flush()
 	r := st.Rules
-	fmt.Fprintf(w, "\nrules: %d loaded, %d enabled; alerts raised %d, dropped %d; reloads %d, failed %d\n",
-		r.Loaded, r.Enabled, r.AlertsRaised, r.AlertsDropped, r.Reloads, r.ReloadFailures)
+	fmt.Fprintf(w, "\nrules: %d loaded, %d enabled; alerts raised %d, written %d, dropped %d; reloads %d, failed %d\n",
+		r.Loaded, r.Enabled, r.AlertsRaised, r.AlertsWritten, r.AlertsDropped, r.Reloads, r.ReloadFailures)
 	for _, p := range st.Anomaly {
 		fmt.Fprintf(w, "learned program %s: %s, %d syscalls, %d n-grams, threshold %.3f, %d programs spawned, %d anomalies\n",
 			p.Program, p.Mode, p.Syscalls, p.Grams, p.Threshold, p.Spawned, p.Anomalies)

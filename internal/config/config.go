@@ -40,6 +40,11 @@ type Config struct {
 	// Sandboxes are per-container allowlists of programs, writable paths
 	// and destinations, enforced or audited (sandbox.go).
 	Sandboxes Sandboxes `yaml:"sandboxes"`
+	// NetDefense: floods, scans, threat intelligence, payloads (netdef.go).
+	NetDefense NetDefense `yaml:"netdefense"`
+	// Ransomware and FIM: files.go.
+	Ransomware Ransomware `yaml:"ransomware"`
+	FIM        FIM        `yaml:"fim"`
 	// Record, when set, is a file every event is appended to in the
 	// recording format that `vigil replay` and `vigil rules test` read.
 	Record string `yaml:"record"`
@@ -48,6 +53,11 @@ type Config struct {
 	Store   Store   `yaml:"store"`
 	Web     Web     `yaml:"web"`
 	Metrics Metrics `yaml:"metrics"`
+	// Sinks are further outputs, each with a queue and a disk spool:
+	// docs/sinks.md.
+	Sinks []Sink `yaml:"sinks"`
+	// SpoolDir holds the disk spool of each sink, in a directory named after it.
+	SpoolDir string `yaml:"spool_dir"`
 }
 
 // Rules says where detection rules come from.
@@ -194,6 +204,10 @@ func Default() Config {
 		Anomaly:    defaultAnomaly(),
 		Containers: defaultContainers(),
 		Response:   DefaultResponse(),
+		NetDefense: defaultNetDefense(),
+		Ransomware: defaultRansomware(),
+		FIM:        defaultFIM(),
+		SpoolDir:   "/var/lib/vigil/spool",
 	}
 	defaultOutputs(&c)
 	return c
@@ -291,6 +305,11 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.Response.validate()...)
+	if err := c.NetDefense.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.Ransomware.validate()...)
+	errs = append(errs, c.FIM.validate()...)
 	if c.Output == "" {
 		errs = append(errs, errors.New(`output: empty; use "-" for stdout or a file path`))
 	}
@@ -298,6 +317,10 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.validateOutputs()...)
+	if len(c.Sinks) > 0 && !strings.HasPrefix(c.SpoolDir, "/") {
+		errs = append(errs, fmt.Errorf("spool_dir: %q is not an absolute path", c.SpoolDir))
+	}
+	errs = append(errs, c.validateSinks()...)
 	return errors.Join(errs...)
 }
 

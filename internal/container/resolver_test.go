@@ -38,6 +38,7 @@ func writeFile(t *testing.T, path, content string) {
 // cgroup system.slice/docker-<id>.scope) with docker's config.v2.json next
 // to it, and resolves its cgroup id both by handle and by walking.
 func TestResolveDocker(t *testing.T) {
+	testenv.SkipInGuest(t, "needs runc")
 	testenv.RequirePrivileged(t)
 	root := t.TempDir()
 	id := testenv.RandomID(t)
@@ -98,6 +99,7 @@ func TestResolveDocker(t *testing.T) {
 // kubepods-burstable-pod<uid>.slice/cri-containerd-<id>.scope, bundle in
 // the k8s.io namespace with the CRI annotations.
 func TestResolveKubernetes(t *testing.T) {
+	testenv.SkipInGuest(t, "needs runc")
 	testenv.RequirePrivileged(t)
 	root := t.TempDir()
 	podUID := "5d1c7e2a-9b3f-4c8d-a6e1-2f7b9c0d4e85"
@@ -131,6 +133,7 @@ func TestResolveKubernetes(t *testing.T) {
 // The process is also attributed from /proc/<pid>/cgroup, as on a cgroup
 // v1 host, where the v1 lines alone must do.
 func TestResolveRuncByHand(t *testing.T) {
+	testenv.SkipInGuest(t, "needs runc")
 	testenv.RequirePrivileged(t)
 	root := t.TempDir()
 	name := "vigil-test-" + testenv.RandomID(t)[:8]

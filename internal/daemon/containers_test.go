@@ -63,6 +63,7 @@ func (s *ctrSink) wait(t *testing.T, what string, d time.Duration, match func(*e
 // detected, a CPU hog and a likely miner flagged, and host processes marked
 // as host.
 func TestContainers(t *testing.T) {
+	testenv.SkipInGuest(t, "needs runc and a busybox root filesystem")
 	testenv.RequirePrivileged(t)
 	stateRoot := t.TempDir()
 	idOld, idPod, idHog := testenv.RandomID(t), testenv.RandomID(t), testenv.RandomID(t)

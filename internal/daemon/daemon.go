@@ -20,6 +20,7 @@ import (
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/kernelcap"
+	"github.com/vigilsec/vigil/internal/netdef"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/sensor"
@@ -53,12 +54,15 @@ type Agent struct {
 	rules  atomic.Pointer[rules.Set]
 	// fileSensor is kept to add the rules' watches to its interest set.
 	fileSensor *file.Sensor
-	learned    *learned // nil unless anomaly detection is on
+	learned    *learned     // nil unless anomaly detection is on
+	ransom     *ransomState // nil unless the ransomware detector is on (ransom.go)
+	fim        *fimLive     // nil unless live integrity checks are on (fim.go)
 	// procSensor and resp carry out the rules' responses (respond.go).
 	procSensor *process.Sensor
 	resp       *responders
 	sbx        *sandboxes       // sandbox profiles (sandbox.go); nil when none
 	kernel     kernelcap.Report // what this kernel offers; the mechanism per job
+	netdef     *netdef.Defender // nil when network defence is off (netdef.go)
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
 
@@ -69,6 +73,11 @@ type Agent struct {
 	duplicates   atomic.Uint64 // second exit report of one process
 	sinkErrors   atomic.Uint64
 	written      atomic.Uint64
+	// writtenKind counts what reached the sinks by event.Kind, so that each
+	// kind's counters add up: received = written + queue dropped.
+	writtenKind [event.KindResponse + 1]atomic.Uint64
+	final       atomic.Pointer[Status] // the counters once Run has drained everything
+	protected   []string               // files whose changes are tampering (tamper.go)
 
 	alertsRaised   atomic.Uint64
 	alertsDropped  atomic.Uint64 // alert queue full
@@ -111,10 +120,18 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		return nil, err
 	}
 	a.sinks = append([]sink.Sink{out}, sinks...)
+	configured, err := OpenSinks(cfg, &a.host, log)
+	if err != nil {
+		out.Close()
+		return nil, err
+	}
+	a.sinks = append(a.sinks, configured...)
 	if cfg.Record != "" {
 		rec, err := openRecording(cfg.Record)
 		if err != nil {
-			out.Close()
+			for _, s := range a.sinks {
+				s.Close()
+			}
 			return nil, err
 		}
 		a.sinks = append(a.sinks, rec)
@@ -147,6 +164,14 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		a.Close()
 		return nil, err
 	}
+	if err := a.setupNetDefense(); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if err := a.setupFIM(); err != nil {
+		log.Warn("live file integrity checks off", "err", err)
+	}
+	a.protectDefaults()
 	names := make([]string, len(a.sensors))
 	for i, s := range a.sensors {
 		names[i] = s.name
@@ -203,15 +228,30 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopHTTP()
 	stopResponse := a.startResponse(ctx)
 	stopSandboxes := a.sbx.start(ctx, a.ctrs.list)
+	stopNetDefense := a.startNetDefense(ctx)
+	stopFIM := a.startFIM(ctx)
 
 	close(a.ready)
 	err = a.reader.Run(ctx, a.handle)
 	stopSampler()  // it emits alerts: stop it before they are closed
 	stopResponse() // the Denier sends to alerts too
 	stopSandboxes()
+	stopNetDefense()
+	stopFIM()
+	// Detach, then read what the programs sent up to the moment they were
+	// detached: the final counters account for every record the kernel
+	// counted as sent (hardening.md).
+	if derr := a.closeSensors(); derr != nil {
+		a.log.Warn("detach sensors", "err", derr)
+	}
+	if derr := a.reader.Drain(a.handle); derr != nil && err == nil {
+		err = derr
+	}
 	close(a.queue) // the reader is the only sender to both
 	close(a.alerts)
 	wg.Wait()
+	final := a.Status()
+	a.final.Store(&final)
 	a.logCounters("final counters")
 	if err == nil && statusErr != nil && ctx.Err() == nil {
 		err = statusErr
@@ -228,6 +268,10 @@ func (a *Agent) handle(rec []byte) {
 	}
 	if h.Type == sensor.TypeSyscalls {
 		a.handleSyscalls(rec) // detector input, not an event
+		return
+	}
+	if h.Type == sensor.TypeWrite {
+		a.handleWrite(rec) // detector input, not an event
 		return
 	}
 	decode := a.decoders[h.Type]
@@ -258,10 +302,13 @@ func (a *Agent) handle(rec []byte) {
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
 	a.ctrs.enrich(e, a.emitAlert)
 	a.sbx.observe(e)
+	a.netDefenseEvent(e)
 	if a.learned != nil {
 		a.anomalyEvent(e)
 	}
+	a.checkTamper(e)
 	a.evalRules(e)
+	a.fimEvent(e)
 	select {
 	case a.queue <- e:
 	default:
@@ -311,6 +358,9 @@ func (a *Agent) write(e *event.Event) {
 		}
 	}
 	a.written.Add(1)
+	if int(e.Kind) < len(a.writtenKind) {
+		a.writtenKind[e.Kind].Add(1)
+	}
 }
 
 func (a *Agent) flush() {
@@ -383,6 +433,7 @@ func (a *Agent) Close() error {
 		if a.reader != nil {
 			errs = append(errs, a.reader.Close())
 		}
+		errs = append(errs, a.closeNetDefense())
 		errs = append(errs, a.closeResponse())
 		errs = append(errs, a.sbx.close())
 		errs = append(errs, a.closeSensors())

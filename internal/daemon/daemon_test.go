@@ -141,6 +141,9 @@ func testConfig(dir string) config.Config {
 	cfg.Store.Path = filepath.Join(dir, "vigil.db")
 	cfg.Web.Listen, cfg.Metrics.Listen = "", "" // tests that need them set their own
 	cfg.Response = testResponse(dir)
+	// The ransomware detector judges every process on the machine: tests'
+	// agents alert but never kill (ransom_test.go scopes its own).
+	cfg.Ransomware.Kill = false
 	return cfg
 }
 

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,13 +39,43 @@ func vigilPrograms(t *testing.T) map[ebpf.ProgramID]string {
 	}
 }
 
+// heldPrograms lists the ids of the BPF programs this process holds a
+// descriptor of: those this test binary's agents loaded, and no other
+// process's (other agents may be loading the same programs meanwhile).
+func heldPrograms(t *testing.T) map[ebpf.ProgramID]bool {
+	t.Helper()
+	held := map[ebpf.ProgramID]bool{}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || l != "anon_inode:bpf-prog" {
+			continue
+		}
+		b, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				if id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+					held[ebpf.ProgramID(id)] = true
+				}
+			}
+		}
+	}
+	return held
+}
+
 func TestStopDetachesEverything(t *testing.T) {
 	before := vigilPrograms(t)
 	h := start(t)
 	during := vigilPrograms(t)
+	held := heldPrograms(t)
 	ours := map[ebpf.ProgramID]string{}
 	for id, name := range during {
-		if _, ok := before[id]; !ok {
+		if _, ok := before[id]; !ok && held[id] {
 			ours[id] = name
 		}
 	}

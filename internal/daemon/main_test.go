@@ -42,6 +42,10 @@ func trigger(name string) error {
 			return err
 		}
 		return execveat(fd, []string{"true", "from-memfd"})
+	case "nonleader-exec":
+		return nonLeaderExec()
+	case "storm-open", "storm-connect", "storm-exec":
+		return stormTrigger(name)
 	case "exec-rules-noop", "exec-rules-listen", "exec-rules-ptrace", "exec-rules-bpf-load",
 		"exec-rules-setresuid-root", "exec-rules-seteuid-roundtrip", "exec-rules-finit":
 		// The built-in rules' live tests: rules_live_exec_test.go.

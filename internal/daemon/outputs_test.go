@@ -123,6 +123,7 @@ func TestAgentStoresAlerts(t *testing.T) {
 // /tmp whose name is HTML and a terminal escape, and check that its alert
 // appears within a second, as text, with its process tree.
 func TestWebPageShowsLiveAlert(t *testing.T) {
+	testenv.SkipInGuest(t, "needs Chromium")
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatalf("headless Chromium is needed (apt-get install chromium; .ci/run installs it): %v", err)
@@ -261,6 +262,7 @@ func TestWebPageShowsLiveAlert(t *testing.T) {
 // generated configuration that scrapes the agent, and asks its HTTP API for
 // vigil's series.
 func TestPrometheusScrapesAgent(t *testing.T) {
+	testenv.SkipInGuest(t, "needs Prometheus")
 	promBin, err := exec.LookPath("prometheus")
 	if err != nil {
 		t.Fatalf("Prometheus is needed (apt-get install prometheus; .ci/run installs it): %v", err)

@@ -56,7 +56,15 @@ func (a *Agent) setupResponse(set *rules.Set) error {
 		}
 		ifs, err := interfaces(rc.Interfaces)
 		if err == nil {
-			rs.guard, err = netguard.Open(netguard.Config{PinDir: rc.PinDir, Cgroup: cg, Interfaces: ifs, Persist: true})
+			// Interfaces found by "*" that refuse the programs (another XDP
+			// program holds one, say) are left alone and logged.
+			rs.guard, err = netguard.Open(netguard.Config{PinDir: rc.PinDir, Cgroup: cg, Interfaces: ifs, Persist: true,
+				SkipRefused: slices.Contains(rc.Interfaces, "*")})
+			if err == nil {
+				for name, why := range rs.guard.Skipped() {
+					a.log.Warn("interface left without network enforcement", "interface", name, "err", why)
+				}
+			}
 		}
 		if err != nil {
 			rs.guardErr = err

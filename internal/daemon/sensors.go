@@ -123,6 +123,12 @@ func (a *Agent) attach() (err error) {
 			a.sensorErrors = append(a.sensorErrors, SensorStatus{Name: "seq", Error: err.Error()})
 		}
 	}
+	if a.cfg.Ransomware.Enabled {
+		if err := a.startRansom(); err != nil {
+			a.log.Warn("sensor not loaded; running without it", "sensor", "ransom", "err", err)
+			a.sensorErrors = append(a.sensorErrors, SensorStatus{Name: "ransom", Error: err.Error()})
+		}
+	}
 	a.reader, err = sensor.NewReader(a.shared, a.cfg.Kernel.Poll.D())
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vigilsec/vigil/internal/detect/anomaly"
+	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/kernelcap"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/sensor"
@@ -53,8 +54,10 @@ type SensorStatus struct {
 }
 
 // KindCounts accounts for one kind of event from the kernel to the sinks:
-// KernelSent = Received + still in the ring; KernelLost never reached user
-// space; QueueDropped were received but not written.
+// KernelSent = Received + still in the ring (+ DuplicateExits for exit, +
+// records that failed to decode); KernelLost never reached user space;
+// Received = Written + QueueDropped + still in the queue. Once Run has
+// returned (FinalStatus) nothing is in flight and the sums are exact.
 type KindCounts struct {
 	Kind string `json:"kind"`
 	// Off: the kernel sends none of these (the sensor is off, or on auto
@@ -65,6 +68,7 @@ type KindCounts struct {
 	KernelFiltered uint64 `json:"kernel_filtered"` // not sent: no rule needs them
 	Received       uint64 `json:"received"`
 	QueueDropped   uint64 `json:"queue_dropped"`
+	Written        uint64 `json:"written"` // handed to every sink
 }
 
 // RuleStatus is the detection side of the agent.
@@ -73,6 +77,7 @@ type RuleStatus struct {
 	Enabled        int    `json:"enabled"`
 	AlertsRaised   uint64 `json:"alerts_raised"`
 	AlertsDropped  uint64 `json:"alerts_dropped"` // alert queue full
+	AlertsWritten  uint64 `json:"alerts_written"` // raised = written + dropped + queued
 	Reloads        uint64 `json:"reloads"`
 	ReloadFailures uint64 `json:"reload_failures"`
 }
@@ -101,7 +106,8 @@ func (a *Agent) Status() Status {
 	st.Anomaly = a.AnomalyStatus()
 	st.Kernel = a.kernel
 	st.Rules = RuleStatus{AlertsRaised: a.alertsRaised.Load(), AlertsDropped: a.alertsDropped.Load(),
-		Reloads: a.reloads.Load(), ReloadFailures: a.reloadFailures.Load()}
+		AlertsWritten: a.writtenKind[event.KindAlert].Load(),
+		Reloads:       a.reloads.Load(), ReloadFailures: a.reloadFailures.Load()}
 	if set := a.rules.Load(); set != nil {
 		for _, r := range set.Rules() {
 			st.Rules.Loaded++
@@ -130,10 +136,16 @@ func (a *Agent) Status() Status {
 			KernelFiltered: kc[t].Filtered,
 			Received:       a.received[t].Load(),
 			QueueDropped:   a.dropped[t].Load(),
+			Written:        a.writtenKind[t].Load(), // record types 1-7 are event kinds 1-7
 		})
 	}
 	return st
 }
+
+// FinalStatus is the agent's counters after Run returned: the sensors
+// detached, the ring buffer and the queues drained, nothing in flight. Nil
+// before then.
+func (a *Agent) FinalStatus() *Status { return a.final.Load() }
 
 func (a *Agent) setRate(r float64) { a.rate.Store(math.Float64bits(r)) }
 

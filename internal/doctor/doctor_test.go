@@ -16,6 +16,7 @@ import (
 // TestThisMachine runs the real checks, with the real probes, on the
 // development machine and asserts what /work/shared/KERNEL.md measured on it.
 func TestThisMachine(t *testing.T) {
+	testenv.SkipInGuest(t, "needs it asserts what the development host has")
 	testenv.RequirePrivileged(t)
 	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
 		t.Fatalf("this test describes the development machines (BTF present): %v", err)
@@ -110,6 +111,7 @@ func TestThisMachine(t *testing.T) {
 // TestLiveXDPFeatures reads the netdev family directly: every interface is
 // reported, lo without native XDP.
 func TestLiveXDPFeatures(t *testing.T) {
+	testenv.SkipInGuest(t, "needs a network interface with a driver")
 	f, err := netdevXDPFeatures()
 	if err != nil {
 		t.Fatal(err)
@@ -340,6 +342,7 @@ func TestOtherMachines(t *testing.T) {
 // TestDisk mounts small tmpfs filesystems, one read-only, one with 1 MiB,
 // and checks what the disk check says of state directories on them.
 func TestDisk(t *testing.T) {
+	testenv.SkipInGuest(t, "needs it mounts tmpfs file systems the guest image lacks tools for")
 	testenv.RequirePrivileged(t)
 	mount := func(opts string) string {
 		dir := t.TempDir()

@@ -28,6 +28,25 @@ type bpfDenyKey struct {
 	Addr [16]uint8
 }
 
+type bpfFloodReason uint32
+
+const (
+	bpfFloodReasonFLOOD_PPS  bpfFloodReason = 1
+	bpfFloodReasonFLOOD_BITS bpfFloodReason = 2
+	bpfFloodReasonFLOOD_SYNS bpfFloodReason = 3
+)
+
+type bpfFlowKey struct {
+	_     structs.HostLayout
+	Src   [16]uint8
+	Dst   [16]uint8
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Dir   uint8
+	Pad   uint16
+}
+
 type bpfGuardConfig struct {
 	_         structs.HostLayout
 	Isolate   uint32
@@ -46,32 +65,165 @@ const (
 	bpfGuardStatSTAT_MAX          bpfGuardStat = 6
 )
 
+type bpfIntelVal struct {
+	_     structs.HostLayout
+	List  uint32
+	Block uint32
+}
+
 type bpfLpmKey struct {
 	_         structs.HostLayout
 	Prefixlen uint32
 	Addr      [16]uint8
 }
 
+type bpfNdStat uint32
+
+const (
+	bpfNdStatND_INTEL_DROP_IN      bpfNdStat = 0
+	bpfNdStatND_INTEL_DROP_OUT     bpfNdStat = 1
+	bpfNdStatND_INTEL_DENY_CONNECT bpfNdStat = 2
+	bpfNdStatND_FLOOD_BLOCKS       bpfNdStat = 3
+	bpfNdStatND_PAYLOAD_MATCH      bpfNdStat = 4
+	bpfNdStatND_PAYLOAD_DROP       bpfNdStat = 5
+	bpfNdStatND_NOTICE_LOST        bpfNdStat = 6
+	bpfNdStatND_MAX                bpfNdStat = 7
+)
+
+type bpfNdTotal struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
+	Syns    uint64
+}
+
+type bpfNetdefConfig struct {
+	_          structs.HostLayout
+	Account    uint32
+	AutoBlock  uint32
+	Pps        uint64
+	Bits       uint64
+	Syns       uint64
+	BlockNs    uint64
+	PairNs     uint64
+	NoticeNs   uint64
+	UdpPortMax uint32
+	Intel      uint32
+	Signatures uint32
+	Pad        uint32
+}
+
+type bpfNotice struct {
+	_       structs.HostLayout
+	Kind    uint32
+	Reason  uint32
+	Src     [16]uint8
+	Dst     [16]uint8
+	Sport   uint16
+	Dport   uint16
+	Proto   uint8
+	Ingress uint8
+	Block   uint8
+	Pad     uint8
+	Rate    uint64
+	Expires uint64
+}
+
+type bpfNoticeKind uint32
+
+const (
+	bpfNoticeKindNOTICE_FLOOD   bpfNoticeKind = 1
+	bpfNoticeKindNOTICE_INTEL   bpfNoticeKind = 2
+	bpfNoticeKindNOTICE_PAYLOAD bpfNoticeKind = 3
+)
+
+type bpfPairKey struct {
+	_     structs.HostLayout
+	Src   [16]uint8
+	Dst   [16]uint8
+	Port  uint16
+	Proto uint8
+	Kind  uint8
+}
+
+type bpfScratch struct {
+	_    structs.HostLayout
+	Data [256]uint8
+}
+
+type bpfSig struct {
+	_     structs.HostLayout
+	Pat   [32]uint8
+	Len   uint32
+	Port  uint16
+	Proto uint8
+	Dir   uint8
+	Block uint8
+	Pad   [3]uint8
+}
+
+type bpfSrcStats struct {
+	_          structs.HostLayout
+	Packets    uint64
+	Bytes      uint64
+	Syns       uint64
+	SynsRaw    uint64
+	Fins       uint64
+	Nulls      uint64
+	Xmas       uint64
+	Udp        uint64
+	Ports      uint64
+	Hosts      uint64
+	Last       uint64
+	WinStart   uint64
+	WinPackets uint64
+	WinBytes   uint64
+	WinSyns    uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	bpfMapVgAllow           = "vg_allow"
-	bpfMapVgBlock           = "vg_block"
-	bpfMapVgConfig          = "vg_config"
-	bpfMapVgDeny            = "vg_deny"
-	bpfMapVgStats           = "vg_stats"
-	bpfProgVgBind4          = "vg_bind4"
-	bpfProgVgBind6          = "vg_bind6"
-	bpfProgVgConnect4       = "vg_connect4"
-	bpfProgVgConnect6       = "vg_connect6"
-	bpfProgVgTcOut          = "vg_tc_out"
-	bpfProgVgXdpIn          = "vg_xdp_in"
-	bpfVarUnusedBlockVal    = "unused_block_val"
-	bpfVarUnusedDenyKey     = "unused_deny_key"
-	bpfVarUnusedGuardConfig = "unused_guard_config"
-	bpfVarUnusedGuardStat   = "unused_guard_stat"
-	bpfVarUnusedLpmKey      = "unused_lpm_key"
+	bpfMapVgAllow            = "vg_allow"
+	bpfMapVgBlock            = "vg_block"
+	bpfMapVgConfig           = "vg_config"
+	bpfMapVgDeny             = "vg_deny"
+	bpfMapVgFlows            = "vg_flows"
+	bpfMapVgIntel            = "vg_intel"
+	bpfMapVgIntelSeen        = "vg_intel_seen"
+	bpfMapVgNdAllow          = "vg_nd_allow"
+	bpfMapVgNdConfig         = "vg_nd_config"
+	bpfMapVgNdStats          = "vg_nd_stats"
+	bpfMapVgNdTotal          = "vg_nd_total"
+	bpfMapVgNotice           = "vg_notice"
+	bpfMapVgPairs            = "vg_pairs"
+	bpfMapVgScratch          = "vg_scratch"
+	bpfMapVgSigs             = "vg_sigs"
+	bpfMapVgSrc              = "vg_src"
+	bpfMapVgStats            = "vg_stats"
+	bpfProgVgBind4           = "vg_bind4"
+	bpfProgVgBind6           = "vg_bind6"
+	bpfProgVgConnect4        = "vg_connect4"
+	bpfProgVgConnect6        = "vg_connect6"
+	bpfProgVgTcIn            = "vg_tc_in"
+	bpfProgVgTcOut           = "vg_tc_out"
+	bpfProgVgXdpIn           = "vg_xdp_in"
+	bpfVarUnusedBlockVal     = "unused_block_val"
+	bpfVarUnusedDenyKey      = "unused_deny_key"
+	bpfVarUnusedFloodReason  = "unused_flood_reason"
+	bpfVarUnusedGuardConfig  = "unused_guard_config"
+	bpfVarUnusedGuardStat    = "unused_guard_stat"
+	bpfVarUnusedIntelVal     = "unused_intel_val"
+	bpfVarUnusedLpmKey       = "unused_lpm_key"
+	bpfVarUnusedNdStat       = "unused_nd_stat"
+	bpfVarUnusedNdTotal      = "unused_nd_total"
+	bpfVarUnusedNetdefConfig = "unused_netdef_config"
+	bpfVarUnusedNotice       = "unused_notice"
+	bpfVarUnusedNoticeKind   = "unused_notice_kind"
+	bpfVarUnusedPairKey      = "unused_pair_key"
+	bpfVarUnusedSig          = "unused_sig"
+	bpfVarUnusedSrcStats     = "unused_src_stats"
 )
 
 // loadBpf returns the embedded CollectionSpec for bpf.
@@ -120,6 +272,7 @@ type bpfProgramSpecs struct {
 	VgBind6    *ebpf.ProgramSpec `ebpf:"vg_bind6"`
 	VgConnect4 *ebpf.ProgramSpec `ebpf:"vg_connect4"`
 	VgConnect6 *ebpf.ProgramSpec `ebpf:"vg_connect6"`
+	VgTcIn     *ebpf.ProgramSpec `ebpf:"vg_tc_in"`
 	VgTcOut    *ebpf.ProgramSpec `ebpf:"vg_tc_out"`
 	VgXdpIn    *ebpf.ProgramSpec `ebpf:"vg_xdp_in"`
 }
@@ -128,22 +281,44 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
-	VgAllow  *ebpf.MapSpec `ebpf:"vg_allow"`
-	VgBlock  *ebpf.MapSpec `ebpf:"vg_block"`
-	VgConfig *ebpf.MapSpec `ebpf:"vg_config"`
-	VgDeny   *ebpf.MapSpec `ebpf:"vg_deny"`
-	VgStats  *ebpf.MapSpec `ebpf:"vg_stats"`
+	VgAllow     *ebpf.MapSpec `ebpf:"vg_allow"`
+	VgBlock     *ebpf.MapSpec `ebpf:"vg_block"`
+	VgConfig    *ebpf.MapSpec `ebpf:"vg_config"`
+	VgDeny      *ebpf.MapSpec `ebpf:"vg_deny"`
+	VgFlows     *ebpf.MapSpec `ebpf:"vg_flows"`
+	VgIntel     *ebpf.MapSpec `ebpf:"vg_intel"`
+	VgIntelSeen *ebpf.MapSpec `ebpf:"vg_intel_seen"`
+	VgNdAllow   *ebpf.MapSpec `ebpf:"vg_nd_allow"`
+	VgNdConfig  *ebpf.MapSpec `ebpf:"vg_nd_config"`
+	VgNdStats   *ebpf.MapSpec `ebpf:"vg_nd_stats"`
+	VgNdTotal   *ebpf.MapSpec `ebpf:"vg_nd_total"`
+	VgNotice    *ebpf.MapSpec `ebpf:"vg_notice"`
+	VgPairs     *ebpf.MapSpec `ebpf:"vg_pairs"`
+	VgScratch   *ebpf.MapSpec `ebpf:"vg_scratch"`
+	VgSigs      *ebpf.MapSpec `ebpf:"vg_sigs"`
+	VgSrc       *ebpf.MapSpec `ebpf:"vg_src"`
+	VgStats     *ebpf.MapSpec `ebpf:"vg_stats"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
-	UnusedBlockVal    *ebpf.VariableSpec `ebpf:"unused_block_val"`
-	UnusedDenyKey     *ebpf.VariableSpec `ebpf:"unused_deny_key"`
-	UnusedGuardConfig *ebpf.VariableSpec `ebpf:"unused_guard_config"`
-	UnusedGuardStat   *ebpf.VariableSpec `ebpf:"unused_guard_stat"`
-	UnusedLpmKey      *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
+	UnusedBlockVal     *ebpf.VariableSpec `ebpf:"unused_block_val"`
+	UnusedDenyKey      *ebpf.VariableSpec `ebpf:"unused_deny_key"`
+	UnusedFloodReason  *ebpf.VariableSpec `ebpf:"unused_flood_reason"`
+	UnusedGuardConfig  *ebpf.VariableSpec `ebpf:"unused_guard_config"`
+	UnusedGuardStat    *ebpf.VariableSpec `ebpf:"unused_guard_stat"`
+	UnusedIntelVal     *ebpf.VariableSpec `ebpf:"unused_intel_val"`
+	UnusedLpmKey       *ebpf.VariableSpec `ebpf:"unused_lpm_key"`
+	UnusedNdStat       *ebpf.VariableSpec `ebpf:"unused_nd_stat"`
+	UnusedNdTotal      *ebpf.VariableSpec `ebpf:"unused_nd_total"`
+	UnusedNetdefConfig *ebpf.VariableSpec `ebpf:"unused_netdef_config"`
+	UnusedNotice       *ebpf.VariableSpec `ebpf:"unused_notice"`
+	UnusedNoticeKind   *ebpf.VariableSpec `ebpf:"unused_notice_kind"`
+	UnusedPairKey      *ebpf.VariableSpec `ebpf:"unused_pair_key"`
+	UnusedSig          *ebpf.VariableSpec `ebpf:"unused_sig"`
+	UnusedSrcStats     *ebpf.VariableSpec `ebpf:"unused_src_stats"`
 }
 
 // bpfObjects contains all objects after they have been loaded into the kernel.
@@ -166,11 +341,23 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
-	VgAllow  *ebpf.Map `ebpf:"vg_allow"`
-	VgBlock  *ebpf.Map `ebpf:"vg_block"`
-	VgConfig *ebpf.Map `ebpf:"vg_config"`
-	VgDeny   *ebpf.Map `ebpf:"vg_deny"`
-	VgStats  *ebpf.Map `ebpf:"vg_stats"`
+	VgAllow     *ebpf.Map `ebpf:"vg_allow"`
+	VgBlock     *ebpf.Map `ebpf:"vg_block"`
+	VgConfig    *ebpf.Map `ebpf:"vg_config"`
+	VgDeny      *ebpf.Map `ebpf:"vg_deny"`
+	VgFlows     *ebpf.Map `ebpf:"vg_flows"`
+	VgIntel     *ebpf.Map `ebpf:"vg_intel"`
+	VgIntelSeen *ebpf.Map `ebpf:"vg_intel_seen"`
+	VgNdAllow   *ebpf.Map `ebpf:"vg_nd_allow"`
+	VgNdConfig  *ebpf.Map `ebpf:"vg_nd_config"`
+	VgNdStats   *ebpf.Map `ebpf:"vg_nd_stats"`
+	VgNdTotal   *ebpf.Map `ebpf:"vg_nd_total"`
+	VgNotice    *ebpf.Map `ebpf:"vg_notice"`
+	VgPairs     *ebpf.Map `ebpf:"vg_pairs"`
+	VgScratch   *ebpf.Map `ebpf:"vg_scratch"`
+	VgSigs      *ebpf.Map `ebpf:"vg_sigs"`
+	VgSrc       *ebpf.Map `ebpf:"vg_src"`
+	VgStats     *ebpf.Map `ebpf:"vg_stats"`
 }
 
 func (m *bpfMaps) Close() error {
@@ -179,6 +366,18 @@ func (m *bpfMaps) Close() error {
 		m.VgBlock,
 		m.VgConfig,
 		m.VgDeny,
+		m.VgFlows,
+		m.VgIntel,
+		m.VgIntelSeen,
+		m.VgNdAllow,
+		m.VgNdConfig,
+		m.VgNdStats,
+		m.VgNdTotal,
+		m.VgNotice,
+		m.VgPairs,
+		m.VgScratch,
+		m.VgSigs,
+		m.VgSrc,
 		m.VgStats,
 	)
 }
@@ -187,11 +386,21 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
-	UnusedBlockVal    *ebpf.Variable `ebpf:"unused_block_val"`
-	UnusedDenyKey     *ebpf.Variable `ebpf:"unused_deny_key"`
-	UnusedGuardConfig *ebpf.Variable `ebpf:"unused_guard_config"`
-	UnusedGuardStat   *ebpf.Variable `ebpf:"unused_guard_stat"`
-	UnusedLpmKey      *ebpf.Variable `ebpf:"unused_lpm_key"`
+	UnusedBlockVal     *ebpf.Variable `ebpf:"unused_block_val"`
+	UnusedDenyKey      *ebpf.Variable `ebpf:"unused_deny_key"`
+	UnusedFloodReason  *ebpf.Variable `ebpf:"unused_flood_reason"`
+	UnusedGuardConfig  *ebpf.Variable `ebpf:"unused_guard_config"`
+	UnusedGuardStat    *ebpf.Variable `ebpf:"unused_guard_stat"`
+	UnusedIntelVal     *ebpf.Variable `ebpf:"unused_intel_val"`
+	UnusedLpmKey       *ebpf.Variable `ebpf:"unused_lpm_key"`
+	UnusedNdStat       *ebpf.Variable `ebpf:"unused_nd_stat"`
+	UnusedNdTotal      *ebpf.Variable `ebpf:"unused_nd_total"`
+	UnusedNetdefConfig *ebpf.Variable `ebpf:"unused_netdef_config"`
+	UnusedNotice       *ebpf.Variable `ebpf:"unused_notice"`
+	UnusedNoticeKind   *ebpf.Variable `ebpf:"unused_notice_kind"`
+	UnusedPairKey      *ebpf.Variable `ebpf:"unused_pair_key"`
+	UnusedSig          *ebpf.Variable `ebpf:"unused_sig"`
+	UnusedSrcStats     *ebpf.Variable `ebpf:"unused_src_stats"`
 }
 
 // bpfPrograms contains all programs after they have been loaded into the kernel.
@@ -202,6 +411,7 @@ type bpfPrograms struct {
 	VgBind6    *ebpf.Program `ebpf:"vg_bind6"`
 	VgConnect4 *ebpf.Program `ebpf:"vg_connect4"`
 	VgConnect6 *ebpf.Program `ebpf:"vg_connect6"`
+	VgTcIn     *ebpf.Program `ebpf:"vg_tc_in"`
 	VgTcOut    *ebpf.Program `ebpf:"vg_tc_out"`
 	VgXdpIn    *ebpf.Program `ebpf:"vg_xdp_in"`
 }
@@ -212,6 +422,7 @@ func (p *bpfPrograms) Close() error {
 		p.VgBind6,
 		p.VgConnect4,
 		p.VgConnect6,
+		p.VgTcIn,
 		p.VgTcOut,
 		p.VgXdpIn,
 	)

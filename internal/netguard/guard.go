@@ -60,6 +60,10 @@ type Config struct {
 	Cgroup string
 	// Interfaces get the XDP (ingress) and tcx (egress) programs.
 	Interfaces []string
+	// SkipRefused: an interface that refuses the programs (another XDP
+	// program holds it, say) is left alone and reported by Skipped, instead
+	// of failing Open. For interfaces found by a wildcard, not named.
+	SkipRefused bool
 	// Persist keeps the attachments pinned at Close while a block is active
 	// or the host is isolated, so they outlive the process.
 	Persist bool
@@ -84,7 +88,17 @@ type Guard struct {
 	cfg   Config
 	objs  bpfObjects
 	links map[string]link.Link // by pin name
+	// xdpModes says how XDP attached per interface: native, generic, or
+	// taken over (a link pinned by an earlier run, in the mode it had).
+	xdpModes map[string]string
+	skipped  map[string]string // interface -> why it was left alone
 }
+
+// XDPModes says how XDP is attached, by interface.
+func (g *Guard) XDPModes() map[string]string { return g.xdpModes }
+
+// Skipped lists the interfaces left alone (Config.SkipRefused) and why.
+func (g *Guard) Skipped() map[string]string { return g.skipped }
 
 // Hook names, for status.
 func (g *Guard) Hooks() []string {
@@ -139,7 +153,7 @@ func load(cfg Config, mapsOnly bool) (*Guard, error) {
 			m.Pinning = ebpf.PinByName
 		}
 	}
-	g := &Guard{cfg: cfg, links: map[string]link.Link{}}
+	g := &Guard{cfg: cfg, links: map[string]link.Link{}, xdpModes: map[string]string{}, skipped: map[string]string{}}
 	opts := &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: cfg.PinDir}}
 	var to any = &g.objs
 	if mapsOnly {
@@ -172,22 +186,56 @@ func (g *Guard) attach() error {
 		}
 	}
 	for _, name := range g.cfg.Interfaces {
-		ifc, err := net.InterfaceByName(name)
-		if err != nil {
-			return fmt.Errorf("netguard: interface %q: %w", name, err)
+		if err := g.attachInterface(name); err != nil {
+			if !g.cfg.SkipRefused {
+				return err
+			}
+			// Leave it as it was: drop whatever attached before the refusal.
+			for _, hook := range []string{"xdp-", "tcx-egress-", "tcx-ingress-"} {
+				if l, ok := g.links[hook+name]; ok {
+					l.Close()
+					delete(g.links, hook+name)
+				}
+			}
+			delete(g.xdpModes, name)
+			g.skipped[name] = err.Error()
 		}
-		err = g.link("xdp-"+name, g.objs.VgXdpIn, func() (link.Link, error) {
-			return link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index})
-		})
-		if err != nil {
-			return fmt.Errorf("netguard: attach xdp to %s: %w", name, err)
+	}
+	return nil
+}
+
+// attachInterface gives one interface the XDP and tcx programs.
+func (g *Guard) attachInterface(name string) error {
+	ifc, err := net.InterfaceByName(name)
+	if err != nil {
+		return fmt.Errorf("netguard: interface %q: %w", name, err)
+	}
+	mode := "taken over"
+	err = g.link("xdp-"+name, g.objs.VgXdpIn, func() (link.Link, error) {
+		// Native (driver) mode where the driver has it, generic otherwise.
+		l, err := link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index, Flags: link.XDPDriverMode})
+		if err == nil {
+			mode = "native"
+			return l, nil
 		}
-		err = g.link("tcx-egress-"+name, g.objs.VgTcOut, func() (link.Link, error) {
-			return link.AttachTCX(link.TCXOptions{Program: g.objs.VgTcOut, Interface: ifc.Index, Attach: ebpf.AttachTCXEgress, Anchor: link.Head()})
-		})
-		if err != nil {
-			return fmt.Errorf("netguard: attach tcx egress to %s: %w", name, err)
-		}
+		mode = "generic"
+		return link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index, Flags: link.XDPGenericMode})
+	})
+	if err != nil {
+		return fmt.Errorf("netguard: attach xdp to %s: %w", name, err)
+	}
+	g.xdpModes[name] = mode
+	err = g.link("tcx-egress-"+name, g.objs.VgTcOut, func() (link.Link, error) {
+		return link.AttachTCX(link.TCXOptions{Program: g.objs.VgTcOut, Interface: ifc.Index, Attach: ebpf.AttachTCXEgress, Anchor: link.Head()})
+	})
+	if err != nil {
+		return fmt.Errorf("netguard: attach tcx egress to %s: %w", name, err)
+	}
+	err = g.link("tcx-ingress-"+name, g.objs.VgTcIn, func() (link.Link, error) {
+		return link.AttachTCX(link.TCXOptions{Program: g.objs.VgTcIn, Interface: ifc.Index, Attach: ebpf.AttachTCXIngress, Anchor: link.Head()})
+	})
+	if err != nil {
+		return fmt.Errorf("netguard: attach tcx ingress to %s: %w", name, err)
 	}
 	return nil
 }

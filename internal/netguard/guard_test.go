@@ -27,6 +27,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// extraHelper does the operations of netdef_test.go.
+var extraHelper func(op, addr string) error
+
 func helper(op, addr string) int {
 	var err error
 	switch op {
@@ -41,6 +44,10 @@ func helper(op, addr string) int {
 		l, err = net.Listen("tcp", addr)
 		if err == nil {
 			l.Close()
+		}
+	default:
+		if extraHelper != nil {
+			err = extraHelper(op, addr)
 		}
 	}
 	switch {
@@ -174,6 +181,7 @@ type netns struct {
 
 func newNetns(t *testing.T) *netns {
 	t.Helper()
+	testenv.RequireKernel(t, 6, 6, "tcx links, which the XDP/tcx programs attach with")
 	id := randHex(3)
 	b := make([]byte, 2)
 	rand.Read(b)
@@ -416,5 +424,47 @@ func TestPersistAcrossRestart(t *testing.T) {
 	}
 	if got := waitFor("ok", 3*time.Second, func() string { return n.fromPeer(t, "dial", srv) }); got != "ok" {
 		t.Errorf("after Remove: %s", got)
+	}
+}
+
+// An interface another XDP program holds is refused: Open fails when it was
+// named, and leaves it alone, reporting why, with SkipRefused (the agent's
+// "*"), still guarding the others.
+func TestInterfaceHeldByAnotherProgram(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	held, free := newNetns(t), newNetns(t)
+	first, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Remove()
+
+	if g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf, free.hostIf}}); err == nil {
+		g.Remove()
+		t.Fatalf("Open of a held interface named by the caller succeeded")
+	}
+	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf, free.hostIf}, SkipRefused: true})
+	if err != nil {
+		t.Fatalf("Open with SkipRefused: %v", err)
+	}
+	defer g.Remove()
+	if why, ok := g.Skipped()[held.hostIf]; !ok || !strings.Contains(why, "xdp") {
+		t.Errorf("skipped %v, want %s with the xdp refusal", g.Skipped(), held.hostIf)
+	}
+	if _, ok := g.XDPModes()[free.hostIf]; !ok || len(g.Skipped()) != 1 {
+		t.Errorf("xdp modes %v, skipped %v: want %s guarded", g.XDPModes(), g.Skipped(), free.hostIf)
+	}
+	for name := range g.links {
+		if strings.HasSuffix(name, held.hostIf) {
+			t.Errorf("link %s left on the skipped interface", name)
+		}
+	}
+	// The first guard still holds its interface: a block there works.
+	peer := netip.PrefixFrom(held.peerIP, 32)
+	if err := first.Block(peer, time.Time{}, SourceManual); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitFor("timeout", 5*time.Second, func() string { return held.fromPeer(t, "dial", listen(t, held.hostIP.String()+":0")) }); got != "timeout" {
+		t.Errorf("connect from the blocked peer of the held interface: %s, want timeout", got)
 	}
 }

@@ -12,6 +12,10 @@
  *  - Isolation: when on, XDP and tcx drop every IP packet whose remote end is
  *    not in the allow trie (ARP still passes, so allowed peers stay reachable).
  *
+ *  - Network defence (netdef.h): per-source accounting in XDP, flood limits
+ *    decided in the kernel, threat-intelligence prefixes on both directions
+ *    and payload signatures at tcx.
+ *
  * Every map is pinned by user space, so blocks and isolation outlive the agent
  * that set them.
  */
@@ -150,6 +154,8 @@ static __always_inline bool allowed(const struct lpm_key *k)
 	return bpf_map_lookup_elem(&vg_allow, k) != NULL;
 }
 
+#include "netdef.h"
+
 /* ---- connect and bind ---- */
 
 static __always_inline int deny_check(__u8 op, const __u8 *addr, __u16 port)
@@ -178,12 +184,20 @@ static __always_inline int sock4(struct bpf_sock_addr *ctx, __u8 op)
 {
 	struct lpm_key k;
 	key_v4(&k, ctx->user_ip4);
+	if (op == DENY_CONNECT && intel_connect_denied(&k))
+		return 0;
 	return deny_check(op, k.addr, bpf_ntohs((__u16)ctx->user_port));
 }
 
 static __always_inline int sock6(struct bpf_sock_addr *ctx, __u8 op)
 {
 	__u32 a[4] = {ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3]};
+	if (op == DENY_CONNECT) {
+		struct lpm_key k;
+		key_v6(&k, a);
+		if (intel_connect_denied(&k))
+			return 0;
+	}
 	return deny_check(op, (const __u8 *)a, bpf_ntohs((__u16)ctx->user_port));
 }
 
@@ -201,7 +215,7 @@ int vg_bind6(struct bpf_sock_addr *ctx) { return sock6(ctx, DENY_BIND); }
 
 /* ---- packets ---- */
 
-enum verdict { PASS, DROP_BLOCK, DROP_ISOLATE };
+enum verdict { PASS, DROP_BLOCK, DROP_ISOLATE, DROP_INTEL };
 
 /* The remote address of a packet at data: its source on ingress, its
  * destination on egress. Returns false for what is not IP. */
@@ -249,22 +263,32 @@ static __always_inline enum verdict packet_verdict(void *data, void *data_end, b
 		return DROP_BLOCK;
 	if (isolate && !allowed(&k))
 		return DROP_ISOLATE;
+	if (intel_packet_dropped(&k, ingress))
+		return DROP_INTEL;
 	return PASS;
 }
 
 SEC("xdp")
 int vg_xdp_in(struct xdp_md *ctx)
 {
-	switch (packet_verdict((void *)(long)ctx->data, (void *)(long)ctx->data_end, true)) {
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	switch (packet_verdict(data, data_end, true)) {
 	case DROP_BLOCK:
 		count(STAT_BLOCK_IN);
 		return XDP_DROP;
 	case DROP_ISOLATE:
 		count(STAT_ISOLATE_IN);
 		return XDP_DROP;
+	case DROP_INTEL:
+		nd_count(ND_INTEL_DROP_IN);
+		return XDP_DROP;
 	default:
-		return XDP_PASS;
+		break;
 	}
+	struct netdef_config *nc = netdef_cfg();
+	if (nc && nc->account && account_source(nc, data, data_end))
+		return XDP_DROP;
+	return XDP_PASS;
 }
 
 SEC("tc")
@@ -277,7 +301,17 @@ int vg_tc_out(struct __sk_buff *skb)
 	case DROP_ISOLATE:
 		count(STAT_ISOLATE_OUT);
 		return TCX_DROP;
+	case DROP_INTEL:
+		nd_count(ND_INTEL_DROP_OUT);
+		return TCX_DROP;
 	default:
-		return TCX_NEXT;
+		break;
 	}
+	return payload_verdict(skb, false) ? TCX_DROP : TCX_NEXT;
+}
+
+SEC("tc")
+int vg_tc_in(struct __sk_buff *skb)
+{
+	return payload_verdict(skb, true) ? TCX_DROP : TCX_NEXT;
 }

@@ -27,7 +27,8 @@ type guard struct {
 	strs     []string
 	ints     []int64
 	prefixes []string // the field starts with one of these
-	isBool   bool
+	isBool   bool     // a bool field is true
+	nonEmpty bool     // a string field is not ""
 }
 
 // guardOf picks a guard for a checked condition, or reports there is none.
@@ -83,7 +84,7 @@ func guardsOf(a *celast.AST, e celast.Expr) ([]guard, int) {
 		return []guard{g}, 1
 	case g.field.name == "op":
 		return []guard{g}, 2
-	case g.isBool:
+	case g.isBool || g.nonEmpty:
 		return []guard{g}, 3
 	case len(g.prefixes) > 0:
 		return []guard{g}, 4
@@ -108,6 +109,14 @@ func guardExpr(a *celast.AST, e celast.Expr) (guard, bool) {
 		return guard{}, false
 	}
 	switch call.FunctionName() {
+	case operators.NotEquals: // field != "": a field that is set
+		for _, pair := range [][2]celast.Expr{{args[0], args[1]}, {args[1], args[0]}} {
+			g, ok := fieldPath(a, pair[0])
+			if ok && g.field.typ.IsExactType(types.StringType) && pair[1].Kind() == celast.LiteralKind && pair[1].AsLiteral() == types.String("") {
+				g.nonEmpty = true
+				return g, true
+			}
+		}
 	case operators.Equals:
 		for _, pair := range [][2]celast.Expr{{args[0], args[1]}, {args[1], args[0]}} {
 			g, ok := fieldPath(a, pair[0])
@@ -293,7 +302,7 @@ type guardedField struct {
 	strs     map[string][]uint64 // value -> bitmap over rules
 	ints     map[int64][]uint64
 	prefixes *prefixNode // prefix of the value -> bitmap over rules
-	onTrue   []uint64
+	onTrue   []uint64    // rules guarded by the field being true (bool) or set (string)
 }
 
 func newKindIndex(rules []*rule) *kindIndex {
@@ -331,7 +340,7 @@ func (ix *kindIndex) add(i int, g guard) {
 		m[i/64] |= 1 << (i % 64)
 		return m
 	}
-	if g.isBool {
+	if g.isBool || g.nonEmpty {
 		gf.onTrue = mark(gf.onTrue)
 	}
 	for _, s := range g.strs {
@@ -365,6 +374,11 @@ func (ix *kindIndex) candidates(c *evalCtx) []uint64 {
 			}
 			if f.prefixes != nil {
 				f.prefixes.match(v, cand)
+			}
+			if v != "" {
+				for i, w := range f.onTrue {
+					cand[i] |= w
+				}
 			}
 		case fd.rawInt != nil && len(f.ints) > 0:
 			m = f.ints[fd.rawInt(o)]

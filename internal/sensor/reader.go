@@ -85,6 +85,24 @@ func (r *Reader) Run(ctx context.Context, handle func(rec []byte)) error {
 	}
 }
 
+// Drain hands every record still in the ring to handle, without waiting for
+// more: after the programs are detached, it empties the ring for good.
+func (r *Reader) Drain(handle func(rec []byte)) error {
+	var rec ringbuf.Record
+	r.rd.SetDeadline(time.Now())
+	for {
+		err := r.rd.ReadInto(&rec)
+		switch {
+		case err == nil:
+			handle(rec.RawSample)
+		case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, ringbuf.ErrClosed):
+			return nil
+		default:
+			return fmt.Errorf("drain ring buffer: %w", err)
+		}
+	}
+}
+
 // Pending is the number of bytes waiting in the ring buffer, 0 once closed.
 func (r *Reader) Pending() int {
 	r.mu.Lock()

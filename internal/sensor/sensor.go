@@ -38,11 +38,14 @@ const (
 	TypeKernel uint16 = 7
 	// TypeSyscalls carries syscall sequences for learned-behaviour models.
 	TypeSyscalls uint16 = 8
+	// TypeWrite carries the ransomware sensor's records (written files
+	// closed, unlinks and renames by writers, decoys).
+	TypeWrite uint16 = 9
 	// TypeMax bounds record types: every type is below it.
-	TypeMax = 9
+	TypeMax = 10
 )
 
-var typeNames = [TypeMax]string{"", "exec", "fork", "exit", "file", "cred", "net", "kernel", "syscalls"}
+var typeNames = [TypeMax]string{"", "exec", "fork", "exit", "file", "cred", "net", "kernel", "syscalls", "write"}
 
 // TypeName names a record type for counters and logs.
 func TypeName(t uint16) string {
@@ -116,6 +119,12 @@ func (s *Shared) Prepare(spec *ebpf.CollectionSpec) (map[string]*ebpf.Map, error
 	if v, ok := spec.Variables["wakeup_bytes"]; ok {
 		if err := v.Set(uint64(s.Events.MaxEntries()) / 8); err != nil {
 			return nil, fmt.Errorf("set wakeup_bytes: %w", err)
+		}
+	}
+	// Past three quarters, only process lifecycle is still let in.
+	if v, ok := spec.Variables["shed_bytes"]; ok {
+		if err := v.Set(uint64(s.Events.MaxEntries()) / 4 * 3); err != nil {
+			return nil, fmt.Errorf("set shed_bytes: %w", err)
 		}
 	}
 	if v, ok := spec.Variables["vigil_tgid"]; ok {

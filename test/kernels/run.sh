@@ -38,7 +38,8 @@ guest_tools=(bash:bash sh:dash dash:dash true:coreutils id:coreutils
 	unshare:util-linux nsenter:util-linux setpriv:util-linux pivot_root:util-linux
 	mount:mount umount:mount getent:libc-bin python3:python3-minimal bpftool:bpftool
 	grep:grep sed:sed awk:mawk find:findutils xargs:findutils ps:procps kill:procps
-	su:util-linux tar:tar gzip:gzip git:git strace:strace ssh-keygen:openssh-client apt-get:apt)
+	su:util-linux tar:tar gzip:gzip git:git strace:strace ssh-keygen:openssh-client apt-get:apt
+	ip:iproute2)
 
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'test-kernels: %s\n' "$*" >&2; exit 1; }

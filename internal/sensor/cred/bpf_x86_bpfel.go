@@ -152,6 +152,7 @@ const (
 	bpfProgVigilReuidIn   = "vigil_reuid_in"
 	bpfProgVigilUidEx     = "vigil_uid_ex"
 	bpfProgVigilUidIn     = "vigil_uid_in"
+	bpfVarShedBytes       = "shed_bytes"
 	bpfVarUnusedCredEvent = "unused_cred_event"
 	bpfVarUnusedCredOp    = "unused_cred_op"
 	bpfVarVigilTgid       = "vigil_tgid"
@@ -242,6 +243,7 @@ type bpfMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
+	ShedBytes       *ebpf.VariableSpec `ebpf:"shed_bytes"`
 	UnusedCredEvent *ebpf.VariableSpec `ebpf:"unused_cred_event"`
 	UnusedCredOp    *ebpf.VariableSpec `ebpf:"unused_cred_op"`
 	VigilTgid       *ebpf.VariableSpec `ebpf:"vigil_tgid"`
@@ -299,6 +301,7 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
+	ShedBytes       *ebpf.Variable `ebpf:"shed_bytes"`
 	UnusedCredEvent *ebpf.Variable `ebpf:"unused_cred_event"`
 	UnusedCredOp    *ebpf.Variable `ebpf:"unused_cred_op"`
 	VigilTgid       *ebpf.Variable `ebpf:"vigil_tgid"`

@@ -172,6 +172,7 @@ const (
 	bpfProgVigilUnlinkat  = "vigil_unlinkat"
 	bpfVarDirectLoads     = "direct_loads"
 	bpfVarFmodeCreated    = "fmode_created"
+	bpfVarShedBytes       = "shed_bytes"
 	bpfVarUnusedFileEvent = "unused_file_event"
 	bpfVarUnusedFileFlag  = "unused_file_flag"
 	bpfVarUnusedFileOp    = "unused_file_op"
@@ -275,6 +276,7 @@ type bpfMapSpecs struct {
 type bpfVariableSpecs struct {
 	DirectLoads     *ebpf.VariableSpec `ebpf:"direct_loads"`
 	FmodeCreated    *ebpf.VariableSpec `ebpf:"fmode_created"`
+	ShedBytes       *ebpf.VariableSpec `ebpf:"shed_bytes"`
 	UnusedFileEvent *ebpf.VariableSpec `ebpf:"unused_file_event"`
 	UnusedFileFlag  *ebpf.VariableSpec `ebpf:"unused_file_flag"`
 	UnusedFileOp    *ebpf.VariableSpec `ebpf:"unused_file_op"`
@@ -339,6 +341,7 @@ func (m *bpfMaps) Close() error {
 type bpfVariables struct {
 	DirectLoads     *ebpf.Variable `ebpf:"direct_loads"`
 	FmodeCreated    *ebpf.Variable `ebpf:"fmode_created"`
+	ShedBytes       *ebpf.Variable `ebpf:"shed_bytes"`
 	UnusedFileEvent *ebpf.Variable `ebpf:"unused_file_event"`
 	UnusedFileFlag  *ebpf.Variable `ebpf:"unused_file_flag"`
 	UnusedFileOp    *ebpf.Variable `ebpf:"unused_file_op"`

@@ -137,6 +137,7 @@ const (
 	bpfProgVigilUnshare     = "vigil_unshare"
 	bpfVarAgentPidns        = "agent_pidns"
 	bpfVarPtraceAll         = "ptrace_all"
+	bpfVarShedBytes         = "shed_bytes"
 	bpfVarSignalsAll        = "signals_all"
 	bpfVarUnusedKernelEvent = "unused_kernel_event"
 	bpfVarUnusedKernelOp    = "unused_kernel_op"
@@ -228,6 +229,7 @@ type bpfMapSpecs struct {
 type bpfVariableSpecs struct {
 	AgentPidns        *ebpf.VariableSpec `ebpf:"agent_pidns"`
 	PtraceAll         *ebpf.VariableSpec `ebpf:"ptrace_all"`
+	ShedBytes         *ebpf.VariableSpec `ebpf:"shed_bytes"`
 	SignalsAll        *ebpf.VariableSpec `ebpf:"signals_all"`
 	UnusedKernelEvent *ebpf.VariableSpec `ebpf:"unused_kernel_event"`
 	UnusedKernelOp    *ebpf.VariableSpec `ebpf:"unused_kernel_op"`
@@ -286,6 +288,7 @@ func (m *bpfMaps) Close() error {
 type bpfVariables struct {
 	AgentPidns        *ebpf.Variable `ebpf:"agent_pidns"`
 	PtraceAll         *ebpf.Variable `ebpf:"ptrace_all"`
+	ShedBytes         *ebpf.Variable `ebpf:"shed_bytes"`
 	SignalsAll        *ebpf.Variable `ebpf:"signals_all"`
 	UnusedKernelEvent *ebpf.Variable `ebpf:"unused_kernel_event"`
 	UnusedKernelOp    *ebpf.Variable `ebpf:"unused_kernel_op"`

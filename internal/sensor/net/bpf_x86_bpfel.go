@@ -130,6 +130,7 @@ const (
 	bpfProgVigilSendmsg   = "vigil_sendmsg"
 	bpfProgVigilSendto    = "vigil_sendto"
 	bpfVarFdWalkDirect    = "fd_walk_direct"
+	bpfVarShedBytes       = "shed_bytes"
 	bpfVarUnusedNetEvent  = "unused_net_event"
 	bpfVarUnusedNetOp     = "unused_net_op"
 	bpfVarVigilTgid       = "vigil_tgid"
@@ -211,6 +212,7 @@ type bpfMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
 	FdWalkDirect   *ebpf.VariableSpec `ebpf:"fd_walk_direct"`
+	ShedBytes      *ebpf.VariableSpec `ebpf:"shed_bytes"`
 	UnusedNetEvent *ebpf.VariableSpec `ebpf:"unused_net_event"`
 	UnusedNetOp    *ebpf.VariableSpec `ebpf:"unused_net_op"`
 	VigilTgid      *ebpf.VariableSpec `ebpf:"vigil_tgid"`
@@ -269,6 +271,7 @@ func (m *bpfMaps) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
 	FdWalkDirect   *ebpf.Variable `ebpf:"fd_walk_direct"`
+	ShedBytes      *ebpf.Variable `ebpf:"shed_bytes"`
 	UnusedNetEvent *ebpf.Variable `ebpf:"unused_net_event"`
 	UnusedNetOp    *ebpf.Variable `ebpf:"unused_net_op"`
 	VigilTgid      *ebpf.Variable `ebpf:"vigil_tgid"`

@@ -33,7 +33,8 @@ const (
 	bpfEventTypeEVENT_NET      bpfEventType = 6
 	bpfEventTypeEVENT_KERNEL   bpfEventType = 7
 	bpfEventTypeEVENT_SYSCALLS bpfEventType = 8
-	bpfEventTypeEVENT_TYPE_MAX bpfEventType = 9
+	bpfEventTypeEVENT_WRITE    bpfEventType = 9
+	bpfEventTypeEVENT_TYPE_MAX bpfEventType = 10
 )
 
 type bpfExecEvent struct {
@@ -138,6 +139,7 @@ const (
 	bpfProgVigilFork         = "vigil_fork"
 	bpfVarAgentTgid          = "agent_tgid"
 	bpfVarExecKillOn         = "exec_kill_on"
+	bpfVarShedBytes          = "shed_bytes"
 	bpfVarUnusedEventType    = "unused_event_type"
 	bpfVarUnusedExecEvent    = "unused_exec_event"
 	bpfVarUnusedExecFlag     = "unused_exec_flag"
@@ -212,6 +214,7 @@ type bpfMapSpecs struct {
 type bpfVariableSpecs struct {
 	AgentTgid          *ebpf.VariableSpec `ebpf:"agent_tgid"`
 	ExecKillOn         *ebpf.VariableSpec `ebpf:"exec_kill_on"`
+	ShedBytes          *ebpf.VariableSpec `ebpf:"shed_bytes"`
 	UnusedEventType    *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedExecFlag     *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
@@ -264,6 +267,7 @@ func (m *bpfMaps) Close() error {
 type bpfVariables struct {
 	AgentTgid          *ebpf.Variable `ebpf:"agent_tgid"`
 	ExecKillOn         *ebpf.Variable `ebpf:"exec_kill_on"`
+	ShedBytes          *ebpf.Variable `ebpf:"shed_bytes"`
 	UnusedEventType    *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedExecFlag     *ebpf.Variable `ebpf:"unused_exec_flag"`

@@ -66,6 +66,7 @@ const (
 	bpfProgVigilSeqExec       = "vigil_seq_exec"
 	bpfProgVigilSeqExit       = "vigil_seq_exit"
 	bpfProgVigilSeqFork       = "vigil_seq_fork"
+	bpfVarShedBytes           = "shed_bytes"
 	bpfVarUnusedSyscallsEvent = "unused_syscalls_event"
 	bpfVarWakeupBytes         = "wakeup_bytes"
 )
@@ -133,6 +134,7 @@ type bpfMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
+	ShedBytes           *ebpf.VariableSpec `ebpf:"shed_bytes"`
 	UnusedSyscallsEvent *ebpf.VariableSpec `ebpf:"unused_syscalls_event"`
 	WakeupBytes         *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
@@ -178,6 +180,7 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
+	ShedBytes           *ebpf.Variable `ebpf:"shed_bytes"`
 	UnusedSyscallsEvent *ebpf.Variable `ebpf:"unused_syscalls_event"`
 	WakeupBytes         *ebpf.Variable `ebpf:"wakeup_bytes"`
 }

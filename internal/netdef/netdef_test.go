@@ -1,0 +1,365 @@
+package netdef
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/event"
+	"github.com/vigilsec/vigil/internal/netguard"
+	"github.com/vigilsec/vigil/internal/testenv"
+)
+
+// TestMain: with VIGIL_NETDEF_FLOOD set the test binary floods the UDP
+// address given for that many milliseconds (the sender of the flood test).
+func TestMain(m *testing.M) {
+	if ms := os.Getenv("VIGIL_NETDEF_FLOOD"); ms != "" {
+		d, _ := time.ParseDuration(ms + "ms")
+		c, err := net.Dial("udp", os.Args[len(os.Args)-1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		buf := make([]byte, 64)
+		for end, i := time.Now().Add(d), 0; i%256 != 0 || time.Now().Before(end); i++ {
+			c.Write(buf)
+		}
+		os.Exit(0)
+	}
+	if addr := os.Getenv("VIGIL_NETDEF_DIAL"); addr != "" {
+		c, err := net.DialTimeout("tcp", addr, 700*time.Millisecond)
+		if err != nil {
+			os.Exit(1)
+		}
+		c.Close()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// dialFromPeer connects from the namespace to addr; true when it worked.
+func (n *netns) dialFromPeer(addr string) bool {
+	cmd := exec.Command("ip", "netns", "exec", n.name, os.Args[0])
+	cmd.Env = append(os.Environ(), "VIGIL_NETDEF_DIAL="+addr)
+	return cmd.Run() == nil
+}
+
+// listen accepts and closes connections on addr until the test ends.
+func listen(t *testing.T, addr string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return l.Addr().String()
+}
+
+type netns struct {
+	name, hostIf   string
+	hostIP, peerIP netip.Addr
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return fmt.Sprintf("%x", b)
+}
+
+// newNetns makes a namespace joined to the host by a veth pair, both ends
+// the test's own, addresses in 10.232.0.0/16.
+func newNetns(t *testing.T) *netns {
+	t.Helper()
+	testenv.RequireKernel(t, 6, 6, "tcx links, which the XDP/tcx programs attach with")
+	id := randHex(3)
+	b := make([]byte, 2)
+	rand.Read(b)
+	base := netip.AddrFrom4([4]byte{10, 232, b[0], b[1] &^ 3})
+	n := &netns{name: "vigil-test-" + id, hostIf: "vgd" + id}
+	n.hostIP = base.Next()
+	n.peerIP = n.hostIP.Next()
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("netns", "add", n.name)
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", n.hostIf).Run()
+		exec.Command("ip", "netns", "del", n.name).Run()
+	})
+	run("link", "add", n.hostIf, "type", "veth", "peer", "name", "vgq"+id)
+	run("link", "set", "vgq"+id, "netns", n.name)
+	run("addr", "add", n.hostIP.String()+"/30", "dev", n.hostIf)
+	run("link", "set", n.hostIf, "up")
+	run("-n", n.name, "addr", "add", n.peerIP.String()+"/30", "dev", "vgq"+id)
+	run("-n", n.name, "link", "set", "vgq"+id, "up")
+	run("-n", n.name, "link", "set", "lo", "up")
+	// Wait for the link: a connect from the namespace gets through.
+	srv := listen(t, n.hostIP.String()+":0")
+	deadline := time.Now().Add(5 * time.Second)
+	for !n.dialFromPeer(srv) {
+		if time.Now().After(deadline) {
+			t.Fatal("veth link not up")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return n
+}
+
+// recorder keeps what the defender reports.
+type recorder struct {
+	mu     sync.Mutex
+	events []*event.Event
+}
+
+func (r *recorder) add(e *event.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+// wait returns the first event match accepts, waiting up to d.
+func (r *recorder) wait(d time.Duration, match func(*event.Event) bool) *event.Event {
+	deadline := time.Now().Add(d)
+	for {
+		r.mu.Lock()
+		for _, e := range r.events {
+			if match(e) {
+				r.mu.Unlock()
+				return e
+			}
+		}
+		r.mu.Unlock()
+		if time.Now().After(deadline) {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (r *recorder) dump() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, e := range r.events {
+		if e.Alert != nil {
+			fmt.Fprintf(&b, "\n  alert %s: %s", e.Alert.RuleID, e.Alert.Message)
+		}
+		if e.Response != nil {
+			fmt.Fprintf(&b, "\n  response %s %s %s: %s", e.Response.Action, e.Response.Target, e.Response.Outcome, e.Response.Reason)
+		}
+	}
+	return b.String()
+}
+
+func alertOf(rule, contains string) func(*event.Event) bool {
+	return func(e *event.Event) bool {
+		return e.Kind == event.KindAlert && e.Alert.RuleID == rule && strings.Contains(e.Alert.Message, contains)
+	}
+}
+
+func testConfig() config.NetDefense {
+	c := config.Default().NetDefense
+	c.Poll = config.Duration(200 * time.Millisecond)
+	c.Flood.Enabled = false
+	c.Scan.Ports, c.Scan.Hosts = 20, 10
+	return c
+}
+
+func start(t *testing.T, cfg config.NetDefense, ifs ...string) (*Defender, *netguard.Guard, *recorder) {
+	t.Helper()
+	dir := filepath.Join("/sys/fs/bpf", "vigil-test-"+randHex(4))
+	g, err := netguard.Open(netguard.Config{PinDir: dir, Interfaces: ifs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Remove(); os.RemoveAll(dir) })
+	rec := &recorder{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	d, err := New(cfg, g, Deps{Log: log, Alert: rec.add, Response: rec.add, ExpireBlocks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := d.Start(context.Background())
+	t.Cleanup(func() { stop(); d.Close() })
+	return d, g, rec
+}
+
+// nmap scans the host's end of the veth from the namespace in each mode;
+// each is detected and named.
+func TestNmapScansDetected(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	testenv.RequireCommand(t, "nmap")
+	n := newNetns(t)
+	_, _, rec := start(t, testConfig(), n.hostIf)
+	for _, m := range []struct{ flag, name string }{
+		{"-sS", "SYN scan"}, {"-sT", "TCP connect scan"}, {"-sF", "FIN scan"},
+		{"-sN", "NULL scan"}, {"-sX", "Xmas scan"}, {"-sU", "UDP scan"},
+	} {
+		t.Run(m.flag, func(t *testing.T) {
+			out, err := exec.Command("ip", "netns", "exec", n.name, "nmap", "-n", "-Pn", m.flag, "-p", "20000-20060",
+				"--max-retries", "0", "--min-rate", "2000", "--host-timeout", "60s", n.hostIP.String()).CombinedOutput()
+			if err != nil {
+				t.Fatalf("nmap %s: %v: %s", m.flag, err, out)
+			}
+			want := m.name + " from " + n.peerIP.String()
+			if rec.wait(5*time.Second, alertOf("netdef-scan-inbound", want)) == nil {
+				t.Errorf("no alert %q; got:%s", want, rec.dump())
+			}
+		})
+	}
+}
+
+// A flood from the namespace: the kernel blocks it, the alert carries the
+// rate, the block and its expiry are response events.
+func TestFloodAlertBlockUnblock(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	n := newNetns(t)
+	cfg := testConfig()
+	cfg.Flood.Enabled = true
+	cfg.Flood.Source = config.Rates{PPS: 2000}
+	cfg.Flood.BlockFor = config.Duration(3 * time.Second)
+	_, g, rec := start(t, cfg, n.hostIf)
+	cmd := exec.Command("ip", "netns", "exec", n.name, os.Args[0], netip.AddrPortFrom(n.hostIP, 9).String())
+	cmd.Env = append(os.Environ(), "VIGIL_NETDEF_FLOOD=1000")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("flood: %v: %s", err, out)
+	}
+	if rec.wait(3*time.Second, alertOf("netdef-flood-source", n.peerIP.String()+" sent ")) == nil {
+		t.Fatalf("no flood alert; got:%s", rec.dump())
+	}
+	peer := netip.PrefixFrom(n.peerIP, 32).String()
+	blocked := rec.wait(time.Second, func(e *event.Event) bool {
+		return e.Kind == event.KindResponse && e.Response.Action == "block-ip" && strings.HasPrefix(e.Response.Target, peer) && e.Response.Outcome == event.ResponseDone
+	})
+	if blocked == nil {
+		t.Fatalf("no block response; got:%s", rec.dump())
+	}
+	if list, _ := g.List(); len(list) != 1 || list[0].Source != netguard.SourceDetector {
+		t.Errorf("block list %+v", list)
+	}
+	unblocked := rec.wait(10*time.Second, func(e *event.Event) bool {
+		return e.Kind == event.KindResponse && e.Response.Action == "unblock" && e.Response.Target == peer
+	})
+	if unblocked == nil {
+		t.Fatalf("no unblock response; got:%s", rec.dump())
+	}
+	if list, _ := g.List(); len(list) != 0 {
+		t.Errorf("still blocked after the unblock: %+v", list)
+	}
+}
+
+// Lists from files: an address list hit on ingress (XDP) and egress
+// (connect events), a domain query and the connect attributed to it, which
+// the list says to block; malformed lines reported, the rest loaded; a
+// changed file reloaded.
+func TestIntelBothWaysAndDomains(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	n := newNetns(t)
+	dir := t.TempDir()
+	ips := filepath.Join(dir, "bad.netset")
+	doms := filepath.Join(dir, "pools.txt")
+	os.WriteFile(ips, []byte("# test\n"+n.peerIP.String()+"\nnot an address\n198.51.100.0/24\n"), 0o644)
+	os.WriteFile(doms, []byte("pool.evil.example\n"), 0o644)
+	cfg := testConfig()
+	cfg.Intel.Reload = config.Duration(200 * time.Millisecond)
+	cfg.Intel.Lists = []config.IntelList{
+		{Name: "bad", Path: ips, Kind: "ip", Action: "alert"},
+		{Name: "pools", Path: doms, Kind: "domain", Action: "block"},
+	}
+	d, g, rec := start(t, cfg, n.hostIf)
+
+	// Ingress: a connect from the listed peer.
+	if !n.dialFromPeer(listen(t, n.hostIP.String()+":0")) {
+		t.Fatal("connect from the listed peer (alert only) failed")
+	}
+	if rec.wait(3*time.Second, alertOf("netdef-intel-ingress", "from "+n.peerIP.String()+", listed in bad")) == nil {
+		t.Errorf("no ingress alert; got:%s", rec.dump())
+	}
+	// Egress through a connect event (the net sensor's, made here).
+	now := time.Now()
+	proc := event.Process{PID: 4242, StartBoot: 99, Executable: "/tmp/x/miner"}
+	d.Observe(&event.Event{Time: now, Kind: event.KindNet, Process: proc,
+		Net: &event.Net{Op: event.NetConnect, Destination: netip.MustParseAddrPort("198.51.100.7:443")}})
+	if rec.wait(time.Second, alertOf("netdef-intel-egress", "connected to 198.51.100.7:443, listed in bad (198.51.100.0/24)")) == nil {
+		t.Errorf("no egress alert; got:%s", rec.dump())
+	}
+	// Egress packets with no connect event (the test's own UDP) are
+	// reported by tcx after a grace period.
+	c, err := net.Dial("udp", netip.AddrPortFrom(n.peerIP, 9).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("x"))
+	c.Close()
+	if rec.wait(5*time.Second, alertOf("netdef-intel-egress", "packets to "+n.peerIP.String())) == nil {
+		t.Errorf("no egress packet alert; got:%s", rec.dump())
+	}
+	// A query for a listed domain, then a connect of the same process.
+	d.Observe(&event.Event{Time: now, Kind: event.KindNet, Process: proc,
+		Net: &event.Net{Op: event.NetDNS, Destination: netip.MustParseAddrPort("127.0.0.53:53"),
+			DNS: &event.DNSQuestion{Name: "eu.pool.evil.example", Type: "A"}}})
+	d.Observe(&event.Event{Time: now.Add(time.Second), Kind: event.KindNet, Process: proc,
+		Net: &event.Net{Op: event.NetConnect, Destination: netip.MustParseAddrPort("203.0.113.5:3333")}})
+	if rec.wait(time.Second, alertOf("netdef-intel-dns", "asked for eu.pool.evil.example, listed in pools")) == nil {
+		t.Errorf("no DNS alert; got:%s", rec.dump())
+	}
+	if rec.wait(time.Second, alertOf("netdef-intel-domain-connect", "connected to 203.0.113.5:3333 1s after asking for eu.pool.evil.example")) == nil {
+		t.Errorf("no attributed connect alert; got:%s", rec.dump())
+	}
+	if list, _ := g.List(); len(list) != 1 || list[0].Prefix.String() != "203.0.113.5/32" || list[0].Source != netguard.SourceDetector {
+		t.Errorf("block list %+v: want 203.0.113.5 blocked by the detector", list)
+	}
+	// Another process's connect is not attributed.
+	other := proc
+	other.PID = 4243
+	d.Observe(&event.Event{Time: now.Add(time.Second), Kind: event.KindNet, Process: other,
+		Net: &event.Net{Op: event.NetConnect, Destination: netip.MustParseAddrPort("203.0.113.6:3333")}})
+	time.Sleep(100 * time.Millisecond)
+	if e := rec.wait(0, alertOf("netdef-intel-domain-connect", "203.0.113.6")); e != nil {
+		t.Errorf("connect of another process attributed: %s", e.Alert.Message)
+	}
+
+	// Reload: the peer leaves the list, a new address joins.
+	os.WriteFile(ips, []byte("192.0.2.200\n"), 0o644)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d.mu.Lock()
+		_, stillListed := d.lists.Addr(n.peerIP)
+		_, newListed := d.lists.Addr(netip.MustParseAddr("192.0.2.200"))
+		d.mu.Unlock()
+		if !stillListed && newListed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("list change not reloaded")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

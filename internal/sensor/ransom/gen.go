@@ -1,0 +1,3 @@
+package ransom
+
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-fdebug-compilation-dir=. -ffile-prefix-map=$PWD=. -O2 -g -Wall -Werror -D__TARGET_ARCH_x86 -I../../../bpf -I../../../bpf/include" -target amd64 -type write_event -type task_info -type event_header -type write_op -type write_flag -type wfd_key -type wfd -type wproc bpf ransom.bpf.c
