@@ -37,6 +37,9 @@ type Config struct {
 	Containers Containers `yaml:"containers"`
 	// Response is how rules' responses are carried out (response.go).
 	Response Response `yaml:"response"`
+	// Sandboxes are per-container allowlists of programs, writable paths
+	// and destinations, enforced or audited (sandbox.go).
+	Sandboxes Sandboxes `yaml:"sandboxes"`
 	// NetDefense: floods, scans, threat intelligence, payloads (netdef.go).
 	NetDefense NetDefense `yaml:"netdefense"`
 	// Ransomware and FIM: files.go.

@@ -115,6 +115,15 @@ func (c *containers) sample(ctx context.Context, emit func(*event.Event)) {
 	}
 }
 
+// list is the containers running now (for sandboxes); nil on error.
+func (c *containers) list() []*event.Container {
+	if c == nil {
+		return nil
+	}
+	l, _ := c.resolver.Containers()
+	return l
+}
+
 func (c *containers) close() error {
 	if c == nil {
 		return nil

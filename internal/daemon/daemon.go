@@ -60,6 +60,7 @@ type Agent struct {
 	// procSensor and resp carry out the rules' responses (respond.go).
 	procSensor *process.Sensor
 	resp       *responders
+	sbx        *sandboxes       // sandbox profiles (sandbox.go); nil when none
 	kernel     kernelcap.Report // what this kernel offers; the mechanism per job
 	netdef     *netdef.Defender // nil when network defence is off (netdef.go)
 	started    time.Time
@@ -159,6 +160,10 @@ func New(cfg config.Config, log *slog.Logger, sinks ...sink.Sink) (*Agent, error
 		a.Close()
 		return nil, err
 	}
+	if a.sbx, err = a.newSandboxes(); err != nil {
+		a.Close()
+		return nil, err
+	}
 	if err := a.setupNetDefense(); err != nil {
 		a.Close()
 		return nil, err
@@ -222,6 +227,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopHTTP := a.serveHTTP()
 	defer stopHTTP()
 	stopResponse := a.startResponse(ctx)
+	stopSandboxes := a.sbx.start(ctx, a.ctrs.list)
 	stopNetDefense := a.startNetDefense(ctx)
 	stopFIM := a.startFIM(ctx)
 
@@ -229,6 +235,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	err = a.reader.Run(ctx, a.handle)
 	stopSampler()  // it emits alerts: stop it before they are closed
 	stopResponse() // the Denier sends to alerts too
+	stopSandboxes()
 	stopNetDefense()
 	stopFIM()
 	// Detach, then read what the programs sent up to the moment they were
@@ -294,6 +301,7 @@ func (a *Agent) handle(rec []byte) {
 	a.received[h.Type].Add(1)
 	a.cache.Enrich(e, a.cfg.Process.AncestryDepth)
 	a.ctrs.enrich(e, a.emitAlert)
+	a.sbx.observe(e)
 	a.netDefenseEvent(e)
 	if a.learned != nil {
 		a.anomalyEvent(e)
@@ -427,6 +435,7 @@ func (a *Agent) Close() error {
 		}
 		errs = append(errs, a.closeNetDefense())
 		errs = append(errs, a.closeResponse())
+		errs = append(errs, a.sbx.close())
 		errs = append(errs, a.closeSensors())
 		errs = append(errs, a.shared.Close())
 		errs = append(errs, a.ctrs.close())

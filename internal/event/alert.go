@@ -34,8 +34,11 @@ func ParseSeverity(name string) (Severity, bool) {
 // Parent and Ancestors are those of the triggering event; Trigger is the
 // event itself.
 type Alert struct {
-	RuleID      string
-	RuleName    string
+	RuleID   string
+	RuleName string
+	// Ruleset names the policy the rule belongs to (sandbox:<profile>);
+	// empty for detection rules.
+	Ruleset     string
 	Description string
 	Severity    Severity
 	Tags        []string // free-form tags, e.g. "container", "persistence"

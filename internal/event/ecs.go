@@ -33,6 +33,7 @@ type Document struct {
 type ecsRule struct {
 	ID          string `json:"id"`
 	Name        string `json:"name"`
+	Ruleset     string `json:"ruleset,omitempty"`
 	Description string `json:"description,omitempty"`
 }
 

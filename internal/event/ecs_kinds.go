@@ -113,7 +113,7 @@ func alertDoc(a *Alert, d *Document) {
 	d.Event.Kind, d.Event.Dataset, d.Event.Action = "alert", "vigil.alert", a.RuleID
 	d.Event.Category, d.Event.Type = []string{"intrusion_detection"}, []string{"info"}
 	d.Event.Severity = int(a.Severity)
-	d.Rule = &ecsRule{ID: a.RuleID, Name: a.RuleName, Description: a.Description}
+	d.Rule = &ecsRule{ID: a.RuleID, Name: a.RuleName, Ruleset: a.Ruleset, Description: a.Description}
 	d.Message = a.Message
 	d.Tags = a.Tags
 	if len(a.MITRE) > 0 {

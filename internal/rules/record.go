@@ -262,6 +262,7 @@ type recKernel struct {
 type recAlert struct {
 	RuleID      bstr      `json:"rule_id"`
 	RuleName    bstr      `json:"rule_name"`
+	Ruleset     bstr      `json:"ruleset,omitempty"`
 	Description bstr      `json:"description"`
 	Severity    uint8     `json:"severity"`
 	Tags        []bstr    `json:"tags"`
@@ -327,7 +328,7 @@ func toRec(e *event.Event) *recEvent {
 			Name: bstr(k.Name), Path: bstr(k.Path), Params: bstr(k.Params)}
 	}
 	if a := e.Alert; a != nil {
-		r.Alert = &recAlert{RuleID: bstr(a.RuleID), RuleName: bstr(a.RuleName), Description: bstr(a.Description),
+		r.Alert = &recAlert{RuleID: bstr(a.RuleID), RuleName: bstr(a.RuleName), Ruleset: bstr(a.Ruleset), Description: bstr(a.Description),
 			Severity: uint8(a.Severity), Tags: bstrs(a.Tags), MITRE: bstrs(a.MITRE), Message: bstr(a.Message),
 			Response: bstr(a.Response), DryRun: a.DryRun}
 		if a.Trigger != nil {
@@ -414,7 +415,7 @@ func (r *recEvent) event() (*event.Event, error) {
 			FSType: string(k.FSType), Name: string(k.Name), Path: string(k.Path), Params: string(k.Params)}
 	}
 	if a := r.Alert; a != nil {
-		e.Alert = &event.Alert{RuleID: string(a.RuleID), RuleName: string(a.RuleName), Description: string(a.Description),
+		e.Alert = &event.Alert{RuleID: string(a.RuleID), RuleName: string(a.RuleName), Ruleset: string(a.Ruleset), Description: string(a.Description),
 			Severity: event.Severity(a.Severity), Tags: strsOf(a.Tags), MITRE: strsOf(a.MITRE), Message: string(a.Message),
 			Response: string(a.Response), DryRun: a.DryRun}
 		if a.Trigger != nil {
