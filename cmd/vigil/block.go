@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vigilsec/vigil/internal/config"
+	"github.com/vigilsec/vigil/internal/daemon"
 	"github.com/vigilsec/vigil/internal/netguard"
 )
 
@@ -24,6 +25,24 @@ func openGuard(cfgPath string) (*netguard.Guard, string, error) {
 	}
 	g, err := netguard.OpenPinned(cfg.Response.PinDir)
 	return g, cfg.Response.PinDir, err
+}
+
+// enforcing says whether the block list is in force now: programs pinned in
+// the directory (left by an agent with blocks in force), or a running agent
+// whose status says network enforcement is attached.
+func enforcing(cfgPath, dir string) bool {
+	if netguard.Linked(dir) {
+		return true
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return false
+	}
+	st, err := daemon.QueryStatus(cfg.StatusSocket)
+	if err != nil {
+		return false
+	}
+	return st.Network != nil && st.Network.Attached
 }
 
 func blockCmd() *cobra.Command {
@@ -83,7 +102,7 @@ func blockCmd() *cobra.Command {
 					return err
 				}
 			}
-			if !netguard.Linked(dir) {
+			if !enforcing(cfgPath, dir) {
 				fmt.Fprintln(os.Stderr, "vigil: no agent is running with network enforcement: the block is stored and applies when it starts")
 			}
 			return nil

@@ -78,6 +78,17 @@ func printStatus(w io.Writer, st daemon.Status) {
 	r := st.Rules
 	fmt.Fprintf(w, "\nrules: %d loaded, %d enabled; alerts raised %d, written %d, dropped %d; reloads %d, failed %d\n",
 		r.Loaded, r.Enabled, r.AlertsRaised, r.AlertsWritten, r.AlertsDropped, r.Reloads, r.ReloadFailures)
+	if n := st.Network; n != nil {
+		if n.Attached {
+			fmt.Fprintf(w, "network enforcement attached; XDP %v", n.XDP)
+			if len(n.Skipped) > 0 {
+				fmt.Fprintf(w, "; interfaces left alone: %v", n.Skipped)
+			}
+			fmt.Fprintln(w)
+		} else {
+			fmt.Fprintf(w, "network enforcement NOT attached: %s\n", n.Error)
+		}
+	}
 	for _, p := range st.Anomaly {
 		fmt.Fprintf(w, "learned program %s: %s, %d syscalls, %d n-grams, threshold %.3f, %d programs spawned, %d anomalies\n",
 			p.Program, p.Mode, p.Syscalls, p.Grams, p.Threshold, p.Spawned, p.Anomalies)

@@ -43,6 +43,9 @@ type Status struct {
 	// Kernel is what the kernel offers, probed at start-up, and the
 	// mechanism picked for each job.
 	Kernel kernelcap.Report `json:"kernel"`
+	// Network is the network enforcement: block-ip, isolate-host, deny
+	// on connects and binds, network defence.
+	Network *NetworkStatus `json:"network,omitempty"`
 }
 
 // SensorStatus says which kernel hooks a sensor holds, or why it is not running.
@@ -82,6 +85,14 @@ type RuleStatus struct {
 	ReloadFailures uint64 `json:"reload_failures"`
 }
 
+// NetworkStatus says whether network enforcement is attached, and where.
+type NetworkStatus struct {
+	Attached bool              `json:"attached"`
+	Error    string            `json:"error,omitempty"`   // why it is not
+	XDP      map[string]string `json:"xdp,omitempty"`     // interface -> native, generic
+	Skipped  map[string]string `json:"skipped,omitempty"` // interface -> why it was left alone
+}
+
 // Gauge is a current level against its capacity.
 type Gauge struct {
 	Used     int `json:"used"`
@@ -104,6 +115,14 @@ func (a *Agent) Status() Status {
 		ProcessCache:    a.cache.Stats(),
 	}
 	st.Anomaly = a.AnomalyStatus()
+	if rs := a.resp; rs != nil {
+		switch {
+		case rs.guard != nil:
+			st.Network = &NetworkStatus{Attached: true, XDP: rs.guard.XDPModes(), Skipped: rs.guard.Skipped()}
+		case rs.guardErr != nil:
+			st.Network = &NetworkStatus{Error: rs.guardErr.Error()}
+		}
+	}
 	st.Kernel = a.kernel
 	st.Rules = RuleStatus{AlertsRaised: a.alertsRaised.Load(), AlertsDropped: a.alertsDropped.Load(),
 		AlertsWritten: a.writtenKind[event.KindAlert].Load(),
