@@ -86,6 +86,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // The simulator, in each variant and in slow mode, is killed within a
 // handful of its 200 files, with its child; the alert lists the files.
 func TestRansomwareSimulatorStopped(t *testing.T) {
+	testenv.SkipInGuest(t, "needs the Go toolchain to build test/ransomsim")
 	bin := testenv.BuildTool(t, "test/ransomsim")
 	cases := []struct {
 		name       string
@@ -155,6 +156,7 @@ func TestRansomwareDecoy(t *testing.T) {
 // Everyday programs that write, compress, encrypt, rename and delete many
 // files run under the agent without a ransomware alert and unharmed.
 func TestRansomwareBenignWorkloadsQuiet(t *testing.T) {
+	testenv.SkipInGuest(t, "needs gzip, zstd, gpg, rsync, git and gcc, which the guest image lacks")
 	h := startRansomAgent(t, true)
 	dir := t.TempDir()
 	docs := filepath.Join(dir, "docs")

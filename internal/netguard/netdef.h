@@ -582,9 +582,13 @@ static __always_inline bool payload_verdict(struct __sk_buff *skb, bool ingress)
 	struct scratch *buf = bpf_map_lookup_elem(&vg_scratch, &zero);
 	if (!buf)
 		return false;
-	asm volatile("" : "+r"(n)); /* keep the bounds check next to the call */
 	if (n < 1 || n > SIG_SCAN_MAX)
 		return false;
+	/* The same n, spelt so that every verifier sees 1..SIG_SCAN_MAX (a
+	 * power of two): clang folds the checks above into one compare of n - 1,
+	 * which leaves n's own minimum unknown to 6.1's verifier. */
+	asm volatile("" : "+r"(n));
+	n = ((n - 1) & (SIG_SCAN_MAX - 1)) + 1;
 	if (bpf_skb_load_bytes(skb, p.payload, buf->data, n) < 0)
 		return false;
 	struct mctx m = {.n = n, .found = -1, .sport = p.sport, .dport = p.dport, .proto = p.proto,

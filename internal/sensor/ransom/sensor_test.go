@@ -184,6 +184,7 @@ func sim(t *testing.T, h *harness, bin string, n int, args ...string) (done int,
 }
 
 func TestKernelKillsSimulator(t *testing.T) {
+	testenv.SkipInGuest(t, "needs the Go toolchain to build test/ransomsim")
 	bin := testenv.BuildTool(t, "test/ransomsim")
 	for _, mode := range []string{"inplace", "newdel", "rename"} {
 		t.Run(mode, func(t *testing.T) {
