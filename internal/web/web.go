@@ -233,6 +233,9 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 	for i := range al {
 		al[i].Doc = nil
 	}
+	if al == nil {
+		al = []store.Alert{} // [], not null: the page iterates it
+	}
 	writeJSON(w, al)
 }
 

@@ -53,7 +53,7 @@ function alertRow(a, isNew) {
 
 function addAlerts(list, isNew) {
   const tbody = $("#alerts tbody");
-  for (const a of list) {
+  for (const a of list || []) {
     if (a.id <= lastId) continue;
     tbody.insertBefore(alertRow(a, isNew), tbody.firstChild);
     lastId = a.id;
