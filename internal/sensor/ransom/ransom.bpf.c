@@ -242,57 +242,7 @@ static __always_inline __u32 operand_write(struct scratch *s, int dfd, const cha
 	return off;
 }
 
-/* ---- names ---- */
-
-struct name_hash {
-	__u64 h;
-	bool done;
-};
-
-/* FNV-1a of the last component of the string at NAME_OFF; a '/' restarts it. */
-static long name_hash_step(__u64 i, void *arg)
-{
-	struct name_hash *nh = arg;
-	struct scratch *s = scratch_get();
-	if (!s)
-		return 1;
-	__u8 c = s->buf[NAME_OFF + (i & (NAME_BYTES - 1))];
-	if (c == 0) {
-		nh->done = true;
-		return 1;
-	}
-	if (c == '/') {
-		nh->h = 0xcbf29ce484222325ULL;
-		return 0;
-	}
-	nh->h = (nh->h ^ c) * 0x100000001b3ULL;
-	return 0;
-}
-
-/* The hash of the last component of the string at NAME_OFF, 0 when none. */
-static __always_inline __u64 name_hash_scratch(void)
-{
-	struct name_hash nh = {.h = 0xcbf29ce484222325ULL};
-	bpf_loop(NAME_BYTES, name_hash_step, &nh, 0);
-	return nh.done ? nh.h : 0;
-}
-
-static __always_inline __u64 user_name_hash(const char *raw)
-{
-	struct scratch *s = scratch_get();
-	if (!s || bpf_probe_read_user_str(&s->buf[NAME_OFF], NAME_BYTES, raw) <= 0)
-		return 0;
-	return name_hash_scratch();
-}
-
-static __always_inline __u64 dentry_name_hash(struct dentry *d)
-{
-	struct scratch *s = scratch_get();
-	const unsigned char *name = BPF_CORE_READ(d, d_name.name);
-	if (!s || bpf_probe_read_kernel_str(&s->buf[NAME_OFF], NAME_BYTES, name) <= 0)
-		return 0;
-	return name_hash_scratch();
-}
+#include "names.h"
 
 /* ---- opens ---- */
 
@@ -382,71 +332,7 @@ int vigil_rw_openat2(struct trace_event_raw_sys_exit *ctx)
 
 /* ---- writes ---- */
 
-struct hist_ctx {
-	__u32 n;
-	__u64 sum;
-};
-
-static long hist_zero(__u64 i, void *arg)
-{
-	struct scratch *s = scratch_get();
-	if (!s)
-		return 1;
-	__u16 *h = (void *)&s->buf[HIST_OFF];
-	h[i & 255] = 0;
-	return 0;
-}
-
-static long hist_count(__u64 i, void *arg)
-{
-	struct scratch *s = scratch_get();
-	if (!s)
-		return 1;
-	__u8 b = s->buf[SAMPLE_OFF + (i & (SAMPLE_MAX - 1))];
-	__u16 *h = (void *)&s->buf[HIST_OFF];
-	h[b]++;
-	return 0;
-}
-
-static long hist_sum(__u64 i, void *arg)
-{
-	struct hist_ctx *c = arg;
-	struct scratch *s = scratch_get();
-	if (!s)
-		return 1;
-	__u16 *h = (void *)&s->buf[HIST_OFF];
-	__u32 n = h[i & 255];
-	if (n > SAMPLE_MAX)
-		n = SAMPLE_MAX;
-	c->sum += clogc[n];
-	return 0;
-}
-
-/* Entropy of the n sampled bytes, in thousandths of a bit per byte:
- * log2(n) - sum(c log2 c) / n. */
-static __always_inline __u32 sample_entropy(__u32 n)
-{
-	struct hist_ctx c = {.n = n};
-	bpf_loop(256, hist_zero, &c, 0);
-	bpf_loop(n, hist_count, &c, 0);
-	bpf_loop(256, hist_sum, &c, 0);
-	if (n == 0 || n > SAMPLE_MAX)
-		return 0;
-	__u64 total = clogc[n]; /* n log2 n */
-	if (c.sum > total)
-		return 0;
-	return (total - c.sum) * 1000 / 1024 / n;
-}
-
-static __always_inline __u8 sample_magic(struct scratch *s)
-{
-	__u64 head = *(__u64 *)&s->buf[SAMPLE_OFF];
-	for (int i = 0; i < MAGIC_COUNT; i++) {
-		if ((head & magics[i].mask) == magics[i].val)
-			return i + 1;
-	}
-	return 0;
-}
+#include "judge.h"
 
 /*
  * A write to fd of count bytes from buf; at_start: the write lands at offset 0.
