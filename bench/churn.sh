@@ -14,6 +14,9 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-1h}
 INTERVAL=${INTERVAL:-30s}
 SLACK=${SLACK:-64}
+# LOAD_NICE=19 runs the load at low priority on a machine doing other work
+# (the agent keeps normal priority).
+LOAD_NICE=${LOAD_NICE:-0}
 [ "$(id -u)" = 0 ] || { echo "bench/churn.sh needs root" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/vigil-churn.XXXXXX)
@@ -33,10 +36,10 @@ pids+=("$agent")
 for _ in $(seq 100); do "$work/vigil" status --socket "$work/status.sock" >/dev/null 2>&1 && break; sleep 0.1; done
 
 secs=$(python3 -c "import re,sys; v,u=re.fullmatch(r'(\d+)([smh])','$DURATION').groups(); print(int(v)*{'s':1,'m':60,'h':3600}[u])")
-"$work/stormload" exec "$work" "${secs}s" >/dev/null &
+nice -n "$LOAD_NICE" "$work/stormload" exec "$work" "${secs}s" >/dev/null &
 pids+=($!)
 # Orphans: each shell leaves a sleeper that outlives it.
-( end=$((SECONDS + secs)); while [ $SECONDS -lt $end ]; do bash -c 'sleep 0.$((RANDOM % 9 + 1)) & exit 0'; done ) &
+nice -n "$LOAD_NICE" bash -c 'end=$((SECONDS + $1)); while [ $SECONDS -lt $end ]; do bash -c "sleep 0.$((RANDOM % 9 + 1)) & exit 0"; done' _ "$secs" &
 pids+=($!)
 
 printf '%8s %8s %8s %8s %10s %8s %9s\n' elapsed proc alive exited lost_exits evicted rss_mib
