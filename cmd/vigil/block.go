@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -11,7 +14,10 @@ import (
 
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/daemon"
+	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/netguard"
+	"github.com/vigilsec/vigil/internal/store"
+	"github.com/vigilsec/vigil/internal/term"
 )
 
 // The block list and isolation live in BPF maps the agent pins
@@ -66,14 +72,23 @@ func blockCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			why := blockReasons(cmd.Context(), cfgPath)
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PREFIX\tUNTIL\tSOURCE")
+			fmt.Fprintln(tw, "PREFIX\tUNTIL\tSOURCE\tWHY")
 			for _, b := range bl {
 				until := "removed"
 				if !b.Until.IsZero() {
 					until = b.Until.Local().Format(time.RFC3339) + " (" + time.Until(b.Until).Round(time.Second).String() + ")"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Prefix, until, b.Source)
+				reason := why[b.Prefix]
+				switch {
+				case reason != "":
+				case b.Source == netguard.SourceManual:
+					reason = "vigil block add"
+				default:
+					reason = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", b.Prefix, until, b.Source, term.Safe(reason))
 			}
 			return tw.Flush()
 		},
@@ -199,4 +214,49 @@ func isolateCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "the agent's configuration file, to find response.pin_dir")
 	cmd.Flags().StringSliceVar(&allow, "allow", nil, "addresses or CIDRs that stay reachable (with response.isolate_allow)")
 	return cmd
+}
+
+// blockReasons reads why each prefix was blocked from the newest block-ip
+// response events in the agent's store: the rule or detector, its reason,
+// and when. Without a store it returns nothing.
+func blockReasons(ctx context.Context, cfgPath string) map[netip.Prefix]string {
+	cfg, err := config.Load(cfgPath)
+	if err != nil || cfg.Store.Path == "" {
+		return nil
+	}
+	r, err := store.OpenReader(cfg.Store.Path)
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	evs, err := r.Events(ctx, store.Filter{Kinds: []string{"response"}, Limit: 5000})
+	if err != nil {
+		return nil
+	}
+	out := map[netip.Prefix]string{}
+	for i := len(evs) - 1; i >= 0; i-- { // newest first
+		var doc struct {
+			Event struct{ Action string }
+			Rule  struct{ ID string }
+			Vigil struct {
+				Response struct{ Target, Outcome, Reason string }
+			}
+		}
+		if json.Unmarshal(evs[i].Doc, &doc) != nil || doc.Event.Action != "block-ip" || doc.Vigil.Response.Outcome != event.ResponseDone {
+			continue
+		}
+		p, err := netip.ParsePrefix(strings.Fields(doc.Vigil.Response.Target + " ")[0])
+		if err != nil {
+			continue
+		}
+		if _, seen := out[p]; seen {
+			continue
+		}
+		why := doc.Rule.ID
+		if r := doc.Vigil.Response.Reason; r != "" {
+			why += ": " + r
+		}
+		out[p] = why + " (" + evs[i].Time.Local().Format(time.DateTime) + ")"
+	}
+	return out
 }

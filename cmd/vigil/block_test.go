@@ -8,8 +8,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/netguard"
+	"github.com/vigilsec/vigil/internal/store"
 	"github.com/vigilsec/vigil/internal/testenv"
 )
 
@@ -25,7 +28,22 @@ func TestBlockAndIsolateCommands(t *testing.T) {
 	}
 	defer g.Remove()
 	cfg := filepath.Join(dir, "vigil.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("response:\n  pin_dir: %s\n  isolate_allow: [192.0.2.0/24]\n", pin)), 0o644)
+	db := filepath.Join(dir, "vigil.db")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("response:\n  pin_dir: %s\n  isolate_allow: [192.0.2.0/24]\nstore:\n  path: %s\n", pin, db)), 0o644)
+	// What an agent's store holds of a detector's block: the response event.
+	st, err := store.Open(store.Options{Path: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []event.Response{
+		{RuleID: "netdef-flood-source", Action: "block-ip", Target: "203.0.113.0/24 for 10m0s", Outcome: event.ResponseDone, Reason: "over packets/s\n\x1b[31min the kernel"},
+		{RuleID: "other", Action: "block-ip", Target: "198.51.100.7/32 for 1h", Outcome: event.ResponseRefused, Reason: "refused ones are not why"},
+	} {
+		e := event.NewResponse(r, nil)
+		e.Time = time.Now()
+		st.Write(e)
+	}
+	st.Close()
 	run := func(args ...string) string {
 		t.Helper()
 		out, err := exec.Command(bin, append(args, "--config", cfg)...).CombinedOutput()
@@ -41,7 +59,8 @@ func TestBlockAndIsolateCommands(t *testing.T) {
 		t.Fatalf("List = %+v, %v", bl, err)
 	}
 	out := run("block", "list")
-	for _, want := range []string{"198.51.100.7/32", "2001:db8::/32", "203.0.113.0/24", "removed", "manual"} {
+	for _, want := range []string{"198.51.100.7/32", "2001:db8::/32", "203.0.113.0/24", "removed", "manual",
+		`netdef-flood-source: over packets/s\n\e[31min the kernel (`, "vigil block add"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("block list lacks %q:\n%s", want, out)
 		}

@@ -18,7 +18,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.AddCommand(runCmd(), statusCmd(), versionCmd(), rulesCmd(), replayCmd(), traceCmd(),
-		alertsCmd(), eventsCmd(), anomalyCmd(), blockCmd(), isolateCmd(), doctorCmd(), configCmd(), fimCmd(), fleetCmd())
+		alertsCmd(), eventsCmd(), anomalyCmd(), blockCmd(), isolateCmd(), netCmd(), doctorCmd(), configCmd(), fimCmd(), fleetCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "vigil:", err)
 		var ee exitError

@@ -88,6 +88,16 @@ func printStatus(w io.Writer, st daemon.Status) {
 		} else {
 			fmt.Fprintf(w, "network enforcement NOT attached: %s\n", n.Error)
 		}
+		if d := n.Defence; d != nil {
+			k := d.Kernel
+			fmt.Fprintf(w, "network defence: %d sources, %s, %s in the last poll; %d blocked; %d payload rules (%d matches, %d dropped); intel %d prefixes, %d domains (%d dropped in, %d out, %d connects refused); %d notices lost\n",
+				d.Talkers.Sources, perSecond(d.Talkers.Total.PPS, "packets"), bitRate(d.Talkers.Total.BitsPS), d.Blocked,
+				d.PayloadRules, k.PayloadMatches, k.PayloadDrops, d.IntelPrefixes, d.IntelDomains,
+				k.IntelDropsIn, k.IntelDropsOut, k.IntelDeniedConnects, k.NoticesLost+d.PayloadEventsDropped)
+			if d.Error != "" {
+				fmt.Fprintf(w, "network defence counters incomplete: %s\n", d.Error)
+			}
+		}
 	}
 	for _, p := range st.Anomaly {
 		fmt.Fprintf(w, "learned program %s: %s, %d syscalls, %d n-grams, threshold %.3f, %d programs spawned, %d anomalies\n",

@@ -256,6 +256,9 @@ func yamlMessage(err error) string {
 	}
 	for i, m := range msgs {
 		msgs[i] = yamlLine.ReplaceAllString(m, "line $1: ")
+		if strings.Contains(m, "field payload not found in type config.NetDefense") {
+			msgs[i] += " (payload signatures are rules now: a rule with payload:, see docs/network.md)"
+		}
 	}
 	return strings.Join(msgs, "; ")
 }

@@ -1,26 +1,25 @@
 package config
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 )
 
-// NetDefense is the `netdefense:` section: floods, port scans, threat
-// intelligence and payload signatures (docs/network.md). It works on the
+// NetDefense is the `netdefense:` section: floods, port scans and threat
+// intelligence (docs/network.md); payload signatures are rules (a rule
+// with payload:, docs/rule-writing.md). It works on the
 // interfaces of response.interfaces, through the network enforcement
 // (response.network).
 type NetDefense struct {
 	// Enabled turns network defence on (it needs response.network).
 	Enabled bool `yaml:"enabled"`
 	// Poll is how often the kernel's per-source counters are read.
-	Poll    Duration     `yaml:"poll"`
-	Flood   Flood        `yaml:"flood"`
-	Scan    Scan         `yaml:"scan"`
-	Intel   Intel        `yaml:"intel"`
-	Payload PayloadRules `yaml:"payload"`
+	Poll  Duration `yaml:"poll"`
+	Flood Flood    `yaml:"flood"`
+	Scan  Scan     `yaml:"scan"`
+	Intel Intel    `yaml:"intel"`
 }
 
 // Rates are per-second limits; 0 is off.
@@ -110,49 +109,6 @@ type IntelList struct {
 	Action string `yaml:"action"` // alert or block
 }
 
-// PayloadRules are the payload signatures searched at tcx.
-type PayloadRules struct {
-	// Signatures are searched in the first bytes of TCP and UDP payloads.
-	Signatures []Signature `yaml:"signatures"`
-}
-
-// Signature is one byte pattern.
-type Signature struct {
-	// Name names the signature in alerts.
-	Name string `yaml:"name"`
-	// Pattern is text; Hex is the same as hex digits. One of them, 1 to 32 bytes.
-	Pattern string `yaml:"pattern"`
-	// Hex is the pattern as hex digits (spaces allowed), for binary bytes.
-	Hex       string `yaml:"hex"`
-	Protocol  string `yaml:"protocol"`  // tcp, udp, any
-	Direction string `yaml:"direction"` // ingress, egress, both
-	Port      uint16 `yaml:"port"`      // either end; 0: any
-	Action    string `yaml:"action"`    // alert, block
-	// Severity is the alert's: info, notice, warning, error, critical.
-	Severity string `yaml:"severity"`
-	// MITRE lists ATT&CK technique ids for the alert.
-	MITRE []string `yaml:"mitre"`
-}
-
-// Bytes is the signature's pattern.
-func (s Signature) Bytes() []byte {
-	if s.Hex != "" {
-		b, _ := hex.DecodeString(strings.ReplaceAll(s.Hex, " ", ""))
-		return b
-	}
-	return []byte(s.Pattern)
-}
-
-// DefaultSignatures: the stratum mining protocol and two exploit strings.
-func DefaultSignatures() []Signature {
-	return []Signature{
-		{Name: "stratum-mining-subscribe", Pattern: "mining.subscribe", Protocol: "tcp", Direction: "both", Action: "alert", Severity: "warning", MITRE: []string{"T1496"}},
-		{Name: "stratum-mining-authorize", Pattern: "mining.authorize", Protocol: "tcp", Direction: "both", Action: "alert", Severity: "warning", MITRE: []string{"T1496"}},
-		{Name: "log4shell-jndi", Pattern: "${jndi:", Protocol: "tcp", Direction: "ingress", Action: "alert", Severity: "error", MITRE: []string{"T1190"}},
-		{Name: "shellshock", Pattern: "() { :; };", Protocol: "tcp", Direction: "ingress", Action: "alert", Severity: "error", MITRE: []string{"T1190"}},
-	}
-}
-
 func defaultNetDefense() NetDefense {
 	return NetDefense{
 		Enabled: true,
@@ -168,8 +124,7 @@ func defaultNetDefense() NetDefense {
 			BlockFor: Duration(time.Hour), UDPPortMax: 32768,
 			Outbound: Outbound{Enabled: true, Window: Duration(time.Minute), Ports: 50, Hosts: 50, Action: "alert"},
 		},
-		Intel:   Intel{Reload: Duration(30 * time.Second), Attribute: Duration(5 * time.Minute), BlockFor: Duration(time.Hour)},
-		Payload: PayloadRules{Signatures: DefaultSignatures()},
+		Intel: Intel{Reload: Duration(30 * time.Second), Attribute: Duration(5 * time.Minute), BlockFor: Duration(time.Hour)},
 	}
 }
 
@@ -227,32 +182,6 @@ func (n NetDefense) Validate() error {
 	}
 	if n.Intel.Reload <= 0 || n.Intel.Attribute <= 0 || n.Intel.BlockFor <= 0 {
 		bad("intel: reload, attribute and block_for must be positive")
-	}
-	if len(n.Payload.Signatures) > 32 {
-		bad("payload.signatures: %d, at most 32", len(n.Payload.Signatures))
-	}
-	for i, s := range n.Payload.Signatures {
-		where := fmt.Sprintf("payload.signatures[%d] (%s)", i, s.Name)
-		if s.Name == "" {
-			bad("payload.signatures[%d]: no name", i)
-		}
-		if (s.Pattern == "") == (s.Hex == "") {
-			bad("%s: give one of pattern and hex", where)
-		}
-		if s.Hex != "" {
-			if _, err := hex.DecodeString(strings.ReplaceAll(s.Hex, " ", "")); err != nil {
-				bad("%s: hex: %v", where, err)
-			}
-		}
-		if n := len(s.Bytes()); n > 32 {
-			bad("%s: pattern of %d bytes, at most 32", where, n)
-		}
-		if !oneOf(s.Protocol, "tcp", "udp", "any", "") || !oneOf(s.Direction, "ingress", "egress", "both", "") || !oneOf(s.Action, "alert", "block", "") {
-			bad("%s: protocol tcp|udp|any, direction ingress|egress|both, action alert|block", where)
-		}
-		if s.Severity != "" && !oneOf(s.Severity, "info", "notice", "warning", "error", "critical") {
-			bad("%s: severity %q", where, s.Severity)
-		}
 	}
 	return errors.Join(errs...)
 }

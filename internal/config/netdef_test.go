@@ -19,28 +19,23 @@ func TestNetDefenseSection(t *testing.T) {
   scan: {action: block}
   intel:
     lists: [{name: f, path: /etc/vigil/intel/f.netset, kind: ip, action: block}]
-  payload:
-    signatures:
-      - {name: s1, hex: "6d 69 6e", protocol: udp, direction: egress, action: block}
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := c.NetDefense
 	if !n.Enabled || n.Flood.Source.PPS != 5000 || len(n.Flood.Allow) != 1 || n.Scan.Action != "block" ||
-		len(n.Intel.Lists) != 1 || string(n.Payload.Signatures[0].Bytes()) != "min" {
+		len(n.Intel.Lists) != 1 {
 		t.Errorf("loaded %+v", n)
 	}
-	if d := Default().NetDefense; len(d.Payload.Signatures) != 4 || d.Validate() != nil {
+	if d := Default().NetDefense; d.Validate() != nil {
 		t.Errorf("defaults: %+v, %v", d, d.Validate())
 	}
 	for _, c := range []struct{ yaml, want string }{
 		{"netdefense: {scan: {action: kill}}", `netdefense.scan.action: "kill" is not alert or block`},
 		{"netdefense: {intel: {lists: [{path: rel, kind: ip, action: alert}]}}", `netdefense.intel.lists[0].path: "rel" is not an absolute path`},
 		{"netdefense: {intel: {lists: [{path: /x, kind: url, action: alert}]}}", `kind: "url" is not ip or domain`},
-		{"netdefense: {payload: {signatures: [{name: a, pattern: x, hex: '78'}]}}", "give one of pattern and hex"},
-		{"netdefense: {payload: {signatures: [{name: a, pattern: '" + strings.Repeat("x", 33) + "'}]}}", "pattern of 33 bytes, at most 32"},
-		{"netdefense: {payload: {signatures: [{name: a, hex: zz}]}}", "hex:"},
+		{"netdefense: {payload: {signatures: [{name: a, pattern: x}]}}", "field payload not found in type config.NetDefense (payload signatures are rules now: a rule with payload:, see docs/network.md)"},
 		{"netdefense: {flood: {block: true, block_for: 0s}}", "flood.block_for: must be positive"},
 	} {
 		if _, err := load(c.yaml); err == nil || !strings.Contains(err.Error(), c.want) {

@@ -11,13 +11,14 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Store is the embedded SQLite store: alerts always, events of the kinds
-// listed, pruned by age and size. `vigil alerts` and `vigil events` read it.
+// Store is the embedded SQLite store: alerts and response events always,
+// events of the kinds listed, pruned by age and size. `vigil alerts` and `vigil events` read it.
 type Store struct {
 	// Path of the database; "" disables the store (and the web page).
 	Path string `yaml:"path"`
-	// Events lists the kinds of events stored beside alerts: exec, fork,
-	// exit, file, cred, net, kernel, or all. Empty: alerts only.
+	// Events lists the kinds of events stored beside alerts and responses:
+	// exec, fork, exit, file, cred, net, kernel, or all. Empty: alerts and
+	// responses only.
 	Events []EventKind `yaml:"events"`
 	// MaxAge: rows older than this are deleted; 0 keeps them.
 	MaxAge Duration `yaml:"max_age"`

@@ -63,6 +63,7 @@ type Agent struct {
 	sbx        *sandboxes       // sandbox profiles (sandbox.go); nil when none
 	kernel     kernelcap.Report // what this kernel offers; the mechanism per job
 	netdef     *netdef.Defender // nil when network defence is off (netdef.go)
+	payload    payloadRules     // payload rules (netdef.go)
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
 

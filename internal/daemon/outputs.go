@@ -199,5 +199,13 @@ func (a *Agent) metricsSnapshot() metrics.Snapshot {
 	for _, sn := range st.Sensors {
 		s.Sensors = append(s.Sensors, metrics.Sensor{Name: sn.Name, Up: sn.Error == ""})
 	}
+	if st.Network != nil && st.Network.Defence != nil {
+		d := st.Network.Defence
+		k := d.Kernel
+		s.NetDefence = &metrics.NetDefence{IntelDropsIn: k.IntelDropsIn, IntelDropsOut: k.IntelDropsOut,
+			IntelDeniedConnects: k.IntelDeniedConnects, FloodBlocks: k.FloodBlocks, PayloadMatches: k.PayloadMatches,
+			PayloadDrops: k.PayloadDrops, NoticesLost: k.NoticesLost + d.PayloadEventsDropped,
+			Blocked: d.Blocked, Sources: d.Talkers.Sources, PPS: d.Talkers.Total.PPS, BitsPS: d.Talkers.Total.BitsPS}
+	}
 	return s
 }

@@ -53,6 +53,15 @@ func (a *Agent) Reload() error {
 		a.log.Error("rules not reloaded; the previous rules keep running", "err", err)
 		return err
 	}
+	if err := a.applyPayloadRules(set); err != nil {
+		a.reloadFailures.Add(1)
+		a.log.Error("rules not reloaded; the previous rules keep running", "err", err)
+		// The responders have the new rules: give them back the old.
+		if err := a.applyResponse(a.rules.Load()); err != nil {
+			a.log.Error("previous rules' responses not restored", "err", err)
+		}
+		return err
+	}
 	if err := a.watchRuleNeeds(set); err != nil {
 		a.log.Warn("file watches for the new rules incomplete", "err", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/vigilsec/vigil/internal/detect/anomaly"
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/kernelcap"
+	"github.com/vigilsec/vigil/internal/netdef"
 	"github.com/vigilsec/vigil/internal/proc"
 	"github.com/vigilsec/vigil/internal/sensor"
 	"github.com/vigilsec/vigil/internal/version"
@@ -91,6 +92,9 @@ type NetworkStatus struct {
 	Error    string            `json:"error,omitempty"`   // why it is not
 	XDP      map[string]string `json:"xdp,omitempty"`     // interface -> native, generic
 	Skipped  map[string]string `json:"skipped,omitempty"` // interface -> why it was left alone
+	// Defence is network defence (floods, scans, threat intelligence,
+	// payload rules); nil when it is off.
+	Defence *netdef.Status `json:"defence,omitempty"`
 }
 
 // Gauge is a current level against its capacity.
@@ -119,6 +123,11 @@ func (a *Agent) Status() Status {
 		switch {
 		case rs.guard != nil:
 			st.Network = &NetworkStatus{Attached: true, XDP: rs.guard.XDPModes(), Skipped: rs.guard.Skipped()}
+			if a.netdef != nil {
+				d := a.netdef.Status()
+				d.PayloadEventsDropped = a.payload.dropped.Load()
+				st.Network.Defence = &d
+			}
 		case rs.guardErr != nil:
 			st.Network = &NetworkStatus{Error: rs.guardErr.Error()}
 		}

@@ -87,11 +87,10 @@ func credsDoc(c Creds) credsJSON {
 func netDoc(n *Net, d *Document) {
 	d.Event.Category, d.Event.Action = []string{"network"}, string(n.Op)
 	d.Network = &ecsNetwork{Type: n.Family, Transport: n.Protocol}
+	d.Network.Direction = n.Direction()
 	switch n.Op {
-	case NetConnect, NetDNS:
-		d.Event.Type, d.Network.Direction = []string{"connection", "start"}, "egress"
-	case NetAccept:
-		d.Event.Type, d.Network.Direction = []string{"connection", "start"}, "ingress"
+	case NetConnect, NetDNS, NetAccept:
+		d.Event.Type = []string{"connection", "start"}
 	default:
 		d.Event.Type = []string{"info"}
 	}

@@ -86,6 +86,9 @@ const (
 	NetListen  NetOp = "listen"
 	NetAccept  NetOp = "accept"
 	NetDNS     NetOp = "dns"
+	// NetPayload: a packet whose first bytes matched a payload rule's
+	// pattern (netguard's tcx program; no process).
+	NetPayload NetOp = "payload"
 )
 
 // Net is a socket operation.
@@ -98,6 +101,21 @@ type Net struct {
 	Source, Destination netip.AddrPort
 	FD                  int32
 	DNS                 *DNSQuestion
+	// Dir is "ingress" or "egress" where the operation does not say
+	// (payload matches); see Direction.
+	Dir string
+}
+
+// Direction is "egress" for connects and DNS queries, "ingress" for
+// accepts, Dir otherwise ("" when unknown).
+func (n *Net) Direction() string {
+	switch n.Op {
+	case NetConnect, NetDNS:
+		return "egress"
+	case NetAccept:
+		return "ingress"
+	}
+	return n.Dir
 }
 
 // DNSQuestion is the question of a DNS query a process sent.

@@ -30,6 +30,16 @@ type Snapshot struct {
 	RingBuffer    Level // bytes
 	Processes     int   // entries in the process cache
 	Sensors       []Sensor
+	NetDefence    *NetDefence // nil when network defence is off
+}
+
+// NetDefence is network defence's counters and the last poll's traffic.
+type NetDefence struct {
+	IntelDropsIn, IntelDropsOut, IntelDeniedConnects uint64
+	FloodBlocks, PayloadMatches, PayloadDrops        uint64
+	NoticesLost                                      uint64 // kernel notices and payload events lost
+	Blocked, Sources                                 int
+	PPS, BitsPS                                      float64
 }
 
 // Kind counts one kind of event from the kernel to the sinks.
@@ -92,6 +102,8 @@ type collector struct {
 	decodeErrors, sinkErrors, alertsRaised, alertsDropped, ruleHits       desc
 	sinkQueued, sinkCapacity, sinkWritten, sinkDropped, sinkFailures      desc
 	queueUsed, queueCapacity, ringUsed, ringCapacity, processes, sensorUp desc
+	ndDropped, ndRefused, ndFloodBlocks, ndPayloadMatches, ndNoticesLost  desc
+	ndBlocked, ndSources, ndPPS, ndBits                                   desc
 }
 
 func newCollector(snapshot func() Snapshot) *collector {
@@ -121,6 +133,16 @@ func newCollector(snapshot func() Snapshot) *collector {
 		ringCapacity:   d("ring_buffer_size_bytes", "Size of the ring buffer."),
 		processes:      d("process_cache_entries", "Processes in the process cache."),
 		sensorUp:       d("sensor_up", "1 when a sensor is attached, 0 when it failed to load.", "sensor"),
+
+		ndDropped:        d("netdefense_packets_dropped_total", "Packets network defence dropped in the kernel, by reason (intel_ingress, intel_egress, payload).", "reason"),
+		ndRefused:        d("netdefense_connects_refused_total", "Connects to listed addresses the cgroup hook refused."),
+		ndFloodBlocks:    d("netdefense_flood_blocks_total", "Sources the kernel blocked for exceeding the flood limits."),
+		ndPayloadMatches: d("netdefense_payload_matches_total", "Packets that matched a payload rule's pattern."),
+		ndNoticesLost:    d("netdefense_notices_lost_total", "Network defence notices and payload events lost because a ring or queue was full."),
+		ndBlocked:        d("netdefense_blocked", "Addresses and prefixes on the block list."),
+		ndSources:        d("netdefense_sources", "Sources that sent packets in the last poll interval."),
+		ndPPS:            d("netdefense_packets_per_second", "Packets per second received on the enforced interfaces over the last poll interval."),
+		ndBits:           d("netdefense_bytes_per_second", "Bytes per second received on the enforced interfaces over the last poll interval."),
 	}
 }
 
@@ -128,7 +150,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []desc{c.kernelSent, c.kernelLost, c.kernelFiltered, c.received, c.queueDropped,
 		c.decodeErrors, c.sinkErrors, c.alertsRaised, c.alertsDropped, c.ruleHits,
 		c.sinkQueued, c.sinkCapacity, c.sinkWritten, c.sinkDropped, c.sinkFailures,
-		c.queueUsed, c.queueCapacity, c.ringUsed, c.ringCapacity, c.processes, c.sensorUp} {
+		c.queueUsed, c.queueCapacity, c.ringUsed, c.ringCapacity, c.processes, c.sensorUp,
+		c.ndDropped, c.ndRefused, c.ndFloodBlocks, c.ndPayloadMatches, c.ndNoticesLost,
+		c.ndBlocked, c.ndSources, c.ndPPS, c.ndBits} {
 		ch <- d
 	}
 }
@@ -173,5 +197,18 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		gauge(c.sensorUp, up, sn.Name)
+	}
+	if n := s.NetDefence; n != nil {
+		counter(c.ndDropped, n.IntelDropsIn, "intel_ingress")
+		counter(c.ndDropped, n.IntelDropsOut, "intel_egress")
+		counter(c.ndDropped, n.PayloadDrops, "payload")
+		counter(c.ndRefused, n.IntelDeniedConnects)
+		counter(c.ndFloodBlocks, n.FloodBlocks)
+		counter(c.ndPayloadMatches, n.PayloadMatches)
+		counter(c.ndNoticesLost, n.NoticesLost)
+		gauge(c.ndBlocked, float64(n.Blocked))
+		gauge(c.ndSources, float64(n.Sources))
+		gauge(c.ndPPS, n.PPS)
+		gauge(c.ndBits, n.BitsPS/8)
 	}
 }

@@ -21,6 +21,8 @@ func TestExposition(t *testing.T) {
 			RuleHits: map[string]uint64{"exec-from-writable-dir": 3},
 			Sinks:    []sink.Stats{{Name: "store", Queued: 5, Capacity: 8192, Dropped: 7, Failures: 1}},
 			Sensors:  []Sensor{{Name: "process", Up: true}, {Name: "net", Up: false}},
+			NetDefence: &NetDefence{IntelDropsIn: 4, PayloadDrops: 2, FloodBlocks: 1, PayloadMatches: 6, NoticesLost: 9,
+				Blocked: 3, Sources: 12, PPS: 1500, BitsPS: 12e6},
 		}
 	})
 	m.Responses.WithLabelValues("kill", "ok").Add(2)
@@ -42,6 +44,14 @@ func TestExposition(t *testing.T) {
 		`vigil_sink_dropped_total{sink="store"} 7`,
 		`vigil_sensor_up{sensor="net"} 0`,
 		`vigil_responses_total{action="kill",result="ok"} 2`,
+		`vigil_netdefense_packets_dropped_total{reason="intel_ingress"} 4`,
+		`vigil_netdefense_packets_dropped_total{reason="payload"} 2`,
+		`vigil_netdefense_flood_blocks_total 1`,
+		`vigil_netdefense_payload_matches_total 6`,
+		`vigil_netdefense_notices_lost_total 9`,
+		`vigil_netdefense_blocked 3`,
+		`vigil_netdefense_packets_per_second 1500`,
+		`vigil_netdefense_bytes_per_second 1.5e+06`,
 		"process_resident_memory_bytes ",
 		"process_cpu_seconds_total ",
 	} {

@@ -1,9 +1,11 @@
 // Package netdef runs Vigil's network defence: it configures netguard's
 // kernel side (XDP accounting and flood limits, threat-intelligence tries,
-// payload signatures), reads its counters and notices, feeds the flood and
-// scan detector (internal/detect/netdef) and the threat-intelligence lists
-// (internal/intel), and turns what they find into alerts, blocks and
-// response events. docs/network.md describes it.
+// the patterns of payload rules), reads its counters and notices, feeds the
+// flood and scan detector (internal/detect/netdef) and the
+// threat-intelligence lists (internal/intel), and turns what they find into
+// alerts, blocks and response events; packets that matched a payload rule
+// go back to the agent as events for the rule to decide. docs/network.md
+// describes it.
 package netdef
 
 import (
@@ -12,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +24,7 @@ import (
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/intel"
 	"github.com/vigilsec/vigil/internal/netguard"
+	"github.com/vigilsec/vigil/internal/rules"
 )
 
 // Deps are what the defender reports to and asks.
@@ -37,6 +41,17 @@ type Deps struct {
 	// ExpireBlocks: report and remove expired blocks on each poll (the
 	// agent's response housekeeping does it instead when it runs).
 	ExpireBlocks bool
+	// Payload receives the packets that matched a payload rule's pattern,
+	// as net events (event.NetPayload), with the rule's id.
+	Payload func(e *event.Event, ruleID string)
+}
+
+// PayloadRule is a payload rule's pattern as the kernel searches for it.
+type PayloadRule struct {
+	ID      string
+	Payload rules.Payload
+	// Drop: the kernel drops the packets that match (response deny).
+	Drop bool
 }
 
 // PacketOp is the operation of the synthetic net events that carry a
@@ -49,10 +64,10 @@ type Defender struct {
 	g      *netguard.Guard
 	d      Deps
 	det    *detect.Detector
-	sigs   []config.Signature
 	notice *netguard.NoticeReader
 
 	mu        sync.Mutex
+	payload   []string // the payload rules' ids, by signature index
 	lists     *intel.Set
 	queries   map[uint32]query // by pid: the last query for a listed domain
 	attrib    map[string]bool  // pid/destination pairs attributed already
@@ -112,27 +127,6 @@ func New(cfg config.NetDefense, g *netguard.Guard, d Deps) (*Defender, error) {
 	if err := g.SetFloodAllow(allow); err != nil {
 		return nil, fmt.Errorf("flood allowlist: %w", err)
 	}
-	var ks []netguard.Signature
-	for _, sg := range cfg.Payload.Signatures {
-		k := netguard.Signature{Pattern: sg.Bytes(), Port: sg.Port, Block: sg.Action == "block"}
-		switch sg.Protocol {
-		case "tcp":
-			k.Proto = 6
-		case "udp":
-			k.Proto = 17
-		}
-		switch sg.Direction {
-		case "ingress":
-			k.Dir = netguard.DirIngress
-		case "egress":
-			k.Dir = netguard.DirEgress
-		}
-		ks = append(ks, k)
-	}
-	if err := g.SetSignatures(ks); err != nil {
-		return nil, err
-	}
-	df.sigs = cfg.Payload.Signatures
 	if err := df.loadLists(); err != nil {
 		return nil, err
 	}
@@ -142,6 +136,39 @@ func New(cfg config.NetDefense, g *netguard.Guard, d Deps) (*Defender, error) {
 	}
 	df.notice = n
 	return df, nil
+}
+
+// SetPayloadRules gives the kernel the patterns of the payload rules, in
+// place of the previous ones.
+func (df *Defender) SetPayloadRules(prs []PayloadRule) error {
+	ks := make([]netguard.Signature, 0, len(prs))
+	ids := make([]string, 0, len(prs))
+	for _, pr := range prs {
+		k := netguard.Signature{Pattern: pr.Payload.Pattern, Port: pr.Payload.Port, Block: pr.Drop}
+		switch pr.Payload.Protocol {
+		case "tcp":
+			k.Proto = 6
+		case "udp":
+			k.Proto = 17
+		}
+		switch pr.Payload.Direction {
+		case "ingress":
+			k.Dir = netguard.DirIngress
+		case "egress":
+			k.Dir = netguard.DirEgress
+		}
+		ks = append(ks, k)
+		ids = append(ids, pr.ID)
+	}
+	// Notices already queued name the old indexes: hold the lock across
+	// the kernel's update so none is read against the wrong list.
+	df.mu.Lock()
+	defer df.mu.Unlock()
+	if err := df.g.SetSignatures(ks); err != nil {
+		return err
+	}
+	df.payload = ids
+	return nil
 }
 
 func (df *Defender) listConfig() []intel.List {
@@ -188,6 +215,50 @@ func (df *Defender) Start(ctx context.Context) (stop func()) {
 		df.notice.Close()
 		wg.Wait()
 	}
+}
+
+// Status is network defence's state, for `vigil status` and `vigil net top`.
+type Status struct {
+	PayloadRules  int `json:"payload_rules"`
+	IntelLists    int `json:"intel_lists"`
+	IntelPrefixes int `json:"intel_prefixes"`
+	IntelDomains  int `json:"intel_domains"`
+	// Blocked is how many addresses and prefixes are on the block list
+	// (any source: detector, rules, vigil block).
+	Blocked int                  `json:"blocked"`
+	Kernel  netguard.NetdefStats `json:"kernel"`
+	Talkers detect.Talkers       `json:"talkers"`
+	// PayloadEventsDropped: packets that matched a payload rule whose event
+	// the agent's full queue refused (filled by the agent).
+	PayloadEventsDropped uint64 `json:"payload_events_dropped"`
+	Error                string `json:"error,omitempty"` // counters that could not be read
+}
+
+// Status reads the counters and the busiest sources of the last poll.
+func (df *Defender) Status() Status {
+	df.mu.Lock()
+	st := Status{PayloadRules: len(df.payload), IntelLists: len(df.lists.Lists()),
+		IntelPrefixes: len(df.lists.Prefixes()), IntelDomains: df.lists.Domains()}
+	df.mu.Unlock()
+	var errs []error
+	var err error
+	if st.Kernel, err = df.g.NetdefStats(); err != nil {
+		errs = append(errs, err)
+	}
+	st.Talkers = df.det.Talkers()
+	blocks, err := df.g.List()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	st.Blocked = len(blocks)
+	for i := range st.Talkers.Top {
+		t := &st.Talkers.Top[i]
+		t.Blocked = slices.ContainsFunc(blocks, func(b netguard.Block) bool { return b.Prefix.Contains(t.Addr) })
+	}
+	if err := errors.Join(errs...); err != nil {
+		st.Error = err.Error()
+	}
+	return st
 }
 
 // Close turns the kernel side off: accounting, signatures and lists.
@@ -426,31 +497,47 @@ func (df *Defender) handleNotice(n netguard.Notice, now time.Time) {
 		}
 		df.intelNotice(n, now)
 	case netguard.NoticePayload:
-		if int(n.Reason) >= len(df.sigs) {
+		df.mu.Lock()
+		var id string
+		if int(n.Reason) < len(df.payload) {
+			id = df.payload[n.Reason]
+		}
+		df.mu.Unlock()
+		if id == "" || df.d.Payload == nil {
 			return
 		}
-		sg := df.sigs[n.Reason]
-		sev, ok := event.ParseSeverity(sg.Severity)
-		if !ok {
-			sev = event.SeverityWarning
-		}
-		dir := "egress"
-		if n.Ingress {
-			dir = "ingress"
-		}
-		did := "seen"
-		if n.Block {
-			did = "dropped"
-		}
-		tr := packetEvent(now, n.Src, n.Dst, n.Sport, n.Dport, n.Proto)
-		df.alert(tr, "payload-"+sg.Name, "Payload signature "+sg.Name, sev, sg.MITRE,
-			fmt.Sprintf("payload signature %s %s (%s) in %s:%d -> %s:%d", sg.Name, did, dir, n.Src, n.Sport, n.Dst, n.Dport))
-		if n.Block {
-			df.d.Response(event.NewResponse(event.Response{RuleID: "payload-" + sg.Name, Action: "drop",
-				Mechanism: "tcx", Target: fmt.Sprintf("%s:%d -> %s:%d", n.Src, n.Sport, n.Dst, n.Dport),
-				Outcome: event.ResponseDone, Reason: "the packet was dropped"}, tr))
-		}
+		df.d.Payload(payloadEvent(now, n), id)
 	}
+}
+
+// payloadEnds are a payload notice's local and remote ends.
+func payloadEnds(n netguard.Notice) (local, remote netip.AddrPort) {
+	src, dst := netip.AddrPortFrom(n.Src, n.Sport), netip.AddrPortFrom(n.Dst, n.Dport)
+	if n.Ingress {
+		return dst, src
+	}
+	return src, dst
+}
+
+// payloadEvent is the net event of a packet that matched a payload rule:
+// its local end is the source, its remote end the destination, as in
+// connect events. Return is -1 when the kernel dropped it (a deny rule), as
+// for a connect the cgroup hook refused.
+func payloadEvent(at time.Time, n netguard.Notice) *event.Event {
+	e := packetEvent(at, netip.Addr{}, netip.Addr{}, 0, 0, n.Proto)
+	if n.Block {
+		e.Return = -1
+	}
+	e.Net.Op, e.Net.Dir = event.NetPayload, "egress"
+	if n.Ingress {
+		e.Net.Dir = "ingress"
+	}
+	e.Net.Source, e.Net.Destination = payloadEnds(n)
+	e.Net.Family = "ipv4"
+	if n.Src.Is6() && !n.Src.Is4In6() {
+		e.Net.Family = "ipv6"
+	}
+	return e
 }
 
 func (df *Defender) intelNotice(n netguard.Notice, now time.Time) {

@@ -14,11 +14,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/event"
 	"github.com/vigilsec/vigil/internal/netguard"
+	"github.com/vigilsec/vigil/internal/rules"
 	"github.com/vigilsec/vigil/internal/testenv"
 )
 
@@ -38,6 +40,19 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if addr := os.Getenv("VIGIL_NETDEF_SEND"); addr != "" {
+		// VIGIL_NETDEF_SEND=tcp|udp/addr, the payload in VIGIL_NETDEF_DATA.
+		proto, addr, _ := strings.Cut(addr, "/")
+		c, err := net.DialTimeout(proto, addr, 700*time.Millisecond)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		c.Write([]byte(os.Getenv("VIGIL_NETDEF_DATA")))
+		time.Sleep(100 * time.Millisecond)
+		c.Close()
+		os.Exit(0)
+	}
 	if addr := os.Getenv("VIGIL_NETDEF_DIAL"); addr != "" {
 		c, err := net.DialTimeout("tcp", addr, 700*time.Millisecond)
 		if err != nil {
@@ -54,6 +69,16 @@ func (n *netns) dialFromPeer(addr string) bool {
 	cmd := exec.Command("ip", "netns", "exec", n.name, os.Args[0])
 	cmd.Env = append(os.Environ(), "VIGIL_NETDEF_DIAL="+addr)
 	return cmd.Run() == nil
+}
+
+// sendFromPeer sends data from the namespace over proto (tcp, udp) to addr.
+func (n *netns) sendFromPeer(t *testing.T, proto, addr, data string) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", n.name, os.Args[0])
+	cmd.Env = append(os.Environ(), "VIGIL_NETDEF_SEND="+proto+"/"+addr, "VIGIL_NETDEF_DATA="+data)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("send %s to %s from the namespace: %v: %s", proto, addr, err, out)
+	}
 }
 
 // listen accepts and closes connections on addr until the test ends.
@@ -361,5 +386,103 @@ func TestIntelBothWaysAndDomains(t *testing.T) {
 			t.Fatal("list change not reloaded")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Payload rules from a rule file: the kernel finds their patterns in real
+// packets, the packets come back as payload events naming the rule, with
+// the local end as source and the remote as destination; a deny rule's
+// packets are dropped before the server reads them.
+func TestPayloadRules(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	n := newNetns(t)
+	set, err := rules.Load(rules.Source{Name: "t", FS: fstest.MapFS{"p.yaml": {Data: []byte(`rules:
+  - id: stratum
+    name: Stratum
+    severity: warning
+    payload: {pattern: '"mining.subscribe"', protocol: tcp}
+  - id: drop-udp
+    name: Drop
+    severity: error
+    payload: {hex: "56 49 47 49 4c 2d 44 52 4f 50", protocol: udp, direction: ingress}
+    response: deny
+`)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prs []PayloadRule
+	for _, ri := range set.Rules() {
+		prs = append(prs, PayloadRule{ID: ri.ID, Payload: *ri.Payload, Drop: ri.Plan != nil && ri.Plan.PayloadDrop})
+	}
+	d, _, rec := start(t, testConfig(), n.hostIf)
+	matched := &recorder{}
+	d.d.Payload = func(e *event.Event, id string) {
+		e.Alert = &event.Alert{RuleID: id} // the recorder's way to name it
+		matched.add(e)
+	}
+	if err := d.SetPayloadRules(prs); err != nil {
+		t.Fatal(err)
+	}
+
+	// Ingress TCP: the stratum call reaches the server, and is reported.
+	l, err := net.Listen("tcp", n.hostIP.String()+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	read := make(chan string, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b, _ := io.ReadAll(c)
+		read <- string(b)
+	}()
+	n.sendFromPeer(t, "tcp", l.Addr().String(), `{"id":1,"method":"mining.subscribe","params":[]}`)
+	if b := <-read; !strings.Contains(b, "mining.subscribe") {
+		t.Errorf("server read %q: an alert rule must not drop", b)
+	}
+	srv := netip.MustParseAddrPort(l.Addr().String())
+	e := matched.wait(3*time.Second, func(e *event.Event) bool { return e.Alert.RuleID == "stratum" })
+	if e == nil {
+		t.Fatalf("no payload event for the stratum call; got:%s", rec.dump())
+	}
+	if nt := e.Net; nt.Op != event.NetPayload || nt.Dir != "ingress" || nt.Protocol != "tcp" || nt.Source != srv ||
+		nt.Destination.Addr() != n.peerIP || e.Return != 0 || e.Kind != event.KindNet {
+		t.Errorf("stratum event %+v: want ingress tcp, local %v, remote %v, not dropped", nt, srv, n.peerIP)
+	}
+
+	// Ingress UDP with the deny pattern: dropped in the kernel.
+	u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.hostIP, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	n.sendFromPeer(t, "udp", u.LocalAddr().String(), "hello VIGIL-DROP")
+	n.sendFromPeer(t, "udp", u.LocalAddr().String(), "hello, the next one")
+	u.SetReadDeadline(time.Now().Add(2 * time.Second))
+	b := make([]byte, 100)
+	k, _, err := u.ReadFrom(b)
+	if err != nil || string(b[:k]) != "hello, the next one" {
+		t.Errorf("server read %q, %v: want only the datagram without the pattern", b[:k], err)
+	}
+	e = matched.wait(3*time.Second, func(e *event.Event) bool { return e.Alert.RuleID == "drop-udp" })
+	if e == nil {
+		t.Fatal("no payload event for the dropped datagram")
+	}
+	if e.Return != -1 || e.Net.Protocol != "udp" || e.Net.Dir != "ingress" {
+		t.Errorf("drop event %+v return %d: want udp ingress, dropped (-1)", e.Net, e.Return)
+	}
+
+	// Rules replaced: the old patterns are gone.
+	if err := d.SetPayloadRules(nil); err != nil {
+		t.Fatal(err)
+	}
+	n.sendFromPeer(t, "udp", u.LocalAddr().String(), "hello VIGIL-DROP again")
+	u.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if k, _, err := u.ReadFrom(b); err != nil || !strings.Contains(string(b[:k]), "VIGIL-DROP") {
+		t.Errorf("after the rules went: read %q, %v; want the datagram delivered", b[:k], err)
 	}
 }

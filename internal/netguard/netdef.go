@@ -391,10 +391,15 @@ func decodeNotice(b []byte) (Notice, error) {
 
 // NetdefStats are the kernel's counts of network-defence actions.
 type NetdefStats struct {
-	IntelDropsIn, IntelDropsOut, IntelDeniedConnects uint64
-	FloodBlocks                                      uint64
-	PayloadMatches, PayloadDrops                     uint64
-	NoticesLost                                      uint64
+	IntelDropsIn        uint64 `json:"intel_drops_ingress"`
+	IntelDropsOut       uint64 `json:"intel_drops_egress"`
+	IntelDeniedConnects uint64 `json:"intel_denied_connects"`
+	FloodBlocks         uint64 `json:"flood_blocks"`
+	PayloadMatches      uint64 `json:"payload_matches"`
+	PayloadDrops        uint64 `json:"payload_drops"`
+	// NoticesLost: notices (floods, intel hits, payload matches) the
+	// kernel could not queue because the notice ring was full.
+	NoticesLost uint64 `json:"notices_lost"`
 }
 
 // NetdefStats reads the counters.

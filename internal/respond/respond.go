@@ -94,6 +94,7 @@ const (
 	MechFanotify = "fanotify"
 	MechCgroup   = "cgroup socket hook"
 	MechBlock    = "xdp+tcx"
+	MechTCX      = "tcx"
 	MechFreeze   = "cgroup.freeze"
 )
 
@@ -185,6 +186,19 @@ func (r *Responder) handleDeny(t *event.Event, dry bool, report reportFunc) {
 	// Opens and execs are denied by the fanotify Denier, which reports
 	// itself; what reaches here is the sensor's record of the refused call.
 	if t.Kind != event.KindNet || t.Net == nil {
+		return
+	}
+	if t.Net.Op == event.NetPayload {
+		// netguard's tcx program drops the packets of a deny payload rule.
+		target := fmt.Sprintf("packet %s %s %s", t.Net.Source, map[bool]string{true: "<-", false: "->"}[t.Net.Dir == "ingress"], t.Net.Destination)
+		switch {
+		case t.Return == -1:
+			report(MechTCX, target, event.ResponseDone, "the packet was dropped")
+		case dry:
+			report(MechTCX, target, event.ResponseDryRun, "")
+		default:
+			report(MechTCX, target, event.ResponseFailed, "the packet was not dropped: the rule loaded after the packet, or is in dry run in the kernel")
+		}
 		return
 	}
 	target := t.Net.Destination.String()

@@ -9,6 +9,8 @@ import (
 	"github.com/google/cel-go/common"
 	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
+
+	"github.com/vigilsec/vigil/internal/event"
 )
 
 // compiler turns conditions into checked CEL, with macros inlined.
@@ -328,8 +330,20 @@ func (c *compiler) rule(r *rawRule) *rule {
 	var tests []testCase
 	for _, t := range r.tests {
 		e, good := buildTestEvent(t, r, c.errs)
+		if good && t.hasPayload && r.payload == nil {
+			c.errs.add(t.pos, "test %q gives a payload, but rule %q has no payload: block", t.name, r.id)
+			good = false
+		}
+		if good && r.payload != nil {
+			if e.Net == nil {
+				e.Net = &event.Net{}
+			}
+			if e.Net.Op == "" {
+				e.Net.Op = event.NetPayload
+			}
+		}
 		ok = ok && good
-		tests = append(tests, testCase{name: t.name, pos: t.pos, match: t.match, event: e})
+		tests = append(tests, testCase{name: t.name, pos: t.pos, match: t.match, event: e, payload: t.payload, hasPayload: t.hasPayload})
 	}
 	if !ok {
 		return nil
@@ -354,6 +368,10 @@ func (c *compiler) rule(r *rawRule) *rule {
 			return nil
 		}
 		out.excs = append(out.excs, exception{name: x.name.value(), prog: prog})
+	}
+	if r.payload != nil {
+		pl := r.payload.p
+		out.info.Payload = &pl
 	}
 	plan, err := planFor(out.info, cond, len(r.exceptions) > 0)
 	if err != nil {

@@ -48,6 +48,9 @@ type rawTest struct {
 	match bool
 	event *yaml.Node
 	f     *srcFile
+	// payload: the packet's bytes, for payload rules' tests.
+	payload    []byte
+	hasPayload bool
 }
 
 type rawRule struct {
@@ -69,6 +72,7 @@ type rawRule struct {
 	enabled     bool
 	writes      []string
 	reads       []string
+	payload     *rawPayload
 	tests       []rawTest
 }
 
@@ -271,6 +275,16 @@ func (p *parser) condition(n *yaml.Node, what string) (scalar, bool) {
 	return scalar{f: p.f, n: n}, true
 }
 
+func hasKey(n *yaml.Node, key string) bool {
+	n = deref(n)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
 // required reports the keys of a mapping that are missing.
 func (p *parser) required(n *yaml.Node, what string, keys ...string) bool {
 	ok := true
@@ -463,6 +477,7 @@ func (p *parser) rule(n *yaml.Node) *rawRule {
 				"reads":  func(v *yaml.Node) { r.reads = paths(v, "reads") },
 			})
 		},
+		"payload": func(v *yaml.Node) { r.payload = p.payload(v) },
 		"tests": func(v *yaml.Node) {
 			p.seq(v, "tests", func(c *yaml.Node) {
 				t := rawTest{pos: p.f.pos(c), f: p.f}
@@ -475,7 +490,7 @@ func (p *parser) rule(n *yaml.Node) *rawRule {
 							p.errorf(v, "test event must be a mapping of field names to values")
 							return
 						}
-						t.event = v
+						t.event, t.payload, t.hasPayload = p.testPayload(v)
 					},
 				}) || !p.required(c, "test", "name", "match", "event") || !hasMatch || t.event == nil {
 					return
@@ -484,7 +499,11 @@ func (p *parser) rule(n *yaml.Node) *rawRule {
 			})
 		},
 	})
-	if !valid || !p.required(n, "rule", "id", "name", "severity", "on", "condition") || r.id == "" || r.cond.n == nil {
+	required := []string{"id", "name", "severity", "on", "condition"}
+	if hasKey(n, "payload") {
+		required = required[:3] // on and condition have defaults
+	}
+	if !valid || !p.required(n, "rule", required...) || r.id == "" || !p.settlePayloadRule(n, r) || r.cond.n == nil {
 		return nil
 	}
 	return r

@@ -87,7 +87,7 @@ func TestLoadErrors(t *testing.T) {
 				"    condition: process.pid == 1\n"},
 			want: []string{
 				`rules.yaml:1:1: unknown key "rulez" in rule file (want lists, macros, overrides, rules)`,
-				`rules.yaml:7:5: unknown key "condtion" in rule (want condition, description, dry_run, enabled, exceptions, id, mitre, name, on, output, response, severity, tags, tests, watch)`,
+				`rules.yaml:7:5: unknown key "condtion" in rule (want condition, description, dry_run, enabled, exceptions, id, mitre, name, on, output, payload, response, severity, tags, tests, watch)`,
 			},
 		},
 		{

@@ -236,6 +236,7 @@ type recNet struct {
 	Destination netip.AddrPort `json:"destination"`
 	FD          int32          `json:"fd"`
 	DNS         *recDNS        `json:"dns,omitempty"`
+	Dir         bstr           `json:"dir,omitempty"`
 }
 
 type recDNS struct {
@@ -317,7 +318,7 @@ func toRec(e *event.Event) *recEvent {
 	}
 	if n := e.Net; n != nil {
 		r.Net = &recNet{Op: bstr(n.Op), Family: bstr(n.Family), Protocol: bstr(n.Protocol), Type: bstr(n.Type),
-			Source: n.Source, Destination: n.Destination, FD: n.FD}
+			Source: n.Source, Destination: n.Destination, FD: n.FD, Dir: bstr(n.Dir)}
 		if q := n.DNS; q != nil {
 			r.Net.DNS = &recDNS{ID: q.ID, Name: bstr(q.Name), Type: bstr(q.Type)}
 		}
@@ -404,7 +405,7 @@ func (r *recEvent) event() (*event.Event, error) {
 	}
 	if n := r.Net; n != nil {
 		e.Net = &event.Net{Op: event.NetOp(n.Op), Family: string(n.Family), Protocol: string(n.Protocol),
-			Type: string(n.Type), Source: n.Source, Destination: n.Destination, FD: n.FD}
+			Type: string(n.Type), Source: n.Source, Destination: n.Destination, FD: n.FD, Dir: string(n.Dir)}
 		if q := n.DNS; q != nil {
 			e.Net.DNS = &event.DNSQuestion{ID: q.ID, Name: string(q.Name), Type: string(q.Type)}
 		}

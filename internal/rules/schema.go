@@ -215,7 +215,14 @@ func newSchema() *schema {
 	network := obj("Network",
 		str("type", func(o *objVal) string { return netOf(o).Family }, setStr(func(e *event.Event) *string { return &ensureNet(e).Family })),
 		str("transport", func(o *objVal) string { return netOf(o).Protocol }, setStr(func(e *event.Event) *string { return &ensureNet(e).Protocol })),
-		derivedStr("direction", func(o *objVal) string { return direction(o.c.e.Net) }, "event.action"),
+		str("direction", func(o *objVal) string { return direction(o.c.e.Net) }, func(e *event.Event, v any) error {
+			d := v.(string)
+			if d != "ingress" && d != "egress" {
+				return fmt.Errorf("direction %q is not ingress or egress", d)
+			}
+			ensureNet(e).Dir = d
+			return nil
+		}),
 	)
 	question := obj("DNSQuestion",
 		str("name", func(o *objVal) string { return dnsOf(o.c.e).Name }, setStr(func(e *event.Event) *string { return &ensureDNS(e).Name })),
@@ -750,13 +757,7 @@ func direction(n *event.Net) string {
 	if n == nil {
 		return ""
 	}
-	switch n.Op {
-	case event.NetConnect, event.NetDNS:
-		return "egress"
-	case event.NetAccept:
-		return "ingress"
-	}
-	return ""
+	return n.Direction()
 }
 
 func dnsOf(e *event.Event) *event.DNSQuestion {
@@ -836,7 +837,7 @@ var (
 var (
 	fileOps = setOf(event.FileOpen, event.FileCreate, event.FileUnlink, event.FileRmdir, event.FileRename, event.FileChmod,
 		event.FileChown, event.FileLink, event.FileSymlink, event.FileTruncate, event.FileMkdir)
-	netOps  = setOf(event.NetConnect, event.NetBind, event.NetListen, event.NetAccept, event.NetDNS)
+	netOps  = setOf(event.NetConnect, event.NetBind, event.NetListen, event.NetAccept, event.NetDNS, event.NetPayload)
 	credOps = setOf(event.CredSetuid, event.CredSetgid, event.CredSetreuid, event.CredSetregid, event.CredSetresuid,
 		event.CredSetresgid, event.CredSetfsuid, event.CredSetfsgid, event.CredSetgroups, event.CredCapset)
 	kernelOps = setOf(event.KernelUnshare, event.KernelSetns, event.KernelCloneNS, event.KernelMount, event.KernelUmount,

@@ -63,6 +63,8 @@ func sampleFor(f Field) (cel string, yaml any) {
 	switch {
 	case f.Type == "string" && (strings.HasSuffix(f.Name, "id") || strings.HasSuffix(f.Name, "uid") || strings.HasSuffix(f.Name, "gid")):
 		return `"1234"`, "1234"
+	case f.Name == "network.direction":
+		return `"ingress"`, "ingress"
 	case f.Type == "string":
 		v := "v-" + f.Name
 		return strconv.Quote(v), v

@@ -42,6 +42,9 @@ type Plan struct {
 	// DenyNet: for deny on net events, the connects and binds the kernel
 	// refuses: exactly the rule's condition.
 	DenyNet []NetMatch
+	// PayloadDrop: for deny on a payload rule, the kernel drops the packets
+	// that hold the pattern.
+	PayloadDrop bool
 }
 
 // PathSet is a set of absolute paths: exact files, and directories (ending
@@ -227,6 +230,9 @@ func planFor(info RuleInfo, cond *cel.Ast, hasExceptions bool) (*Plan, error) {
 	if info.Response == "alert" || info.Response == "" {
 		return nil, nil
 	}
+	if info.Payload != nil {
+		return payloadPlan(info, cond, hasExceptions)
+	}
 	on := map[string]bool{}
 	for _, k := range info.On {
 		on[k.String()] = true
@@ -309,6 +315,25 @@ func planFor(info RuleInfo, cond *cel.Ast, hasExceptions bool) (*Plan, error) {
 	case "isolate-host", "freeze":
 	}
 	return p, nil
+}
+
+// payloadPlan: a payload rule acts on the packet that matched (deny drops
+// it in the kernel) or on its remote address (block-ip).
+func payloadPlan(info RuleInfo, cond *cel.Ast, hasExceptions bool) (*Plan, error) {
+	switch info.Response {
+	case "block-ip", "isolate-host":
+		return &Plan{}, nil
+	case "deny":
+		e := cond.NativeRep().Expr()
+		isTrue := e.Kind() == celast.LiteralKind && e.AsLiteral() == types.True
+		if !isTrue || hasExceptions {
+			return nil, errors.New("deny on a payload rule drops the matching packets in the kernel, which cannot run a condition: " +
+				"leave the condition out (or true) and give no exceptions, or use block-ip, which acts after the rule decides")
+		}
+		return &Plan{PayloadDrop: true}, nil
+	}
+	return nil, fmt.Errorf("response %s cannot act on a packet: a payload rule may alert, deny (drop the packets in the kernel), "+
+		"block-ip (the remote address) or isolate-host", info.Response)
 }
 
 // exactPaths reads clauses that test only field (and event.action ==

@@ -19,6 +19,7 @@ import (
 type Set struct {
 	rules   []*rule
 	byKind  [event.KindAlert]*kindIndex // enabled rules by the kinds they are on
+	byID    map[string]*rule            // enabled rules
 	needs   Needs
 	notices []Notice
 
@@ -66,6 +67,10 @@ type RuleInfo struct {
 	Plan *Plan
 	// Source is where the rule is defined: its file, and the line and column of its id.
 	Source Pos
+	// Payload is what a payload rule searches packets for; nil for other
+	// rules. Payload rules are evaluated by EvalRule on the packets that
+	// matched, not by Eval.
+	Payload *Payload
 }
 
 // Needs is what the enabled rules need the kernel to report: the event
@@ -81,9 +86,14 @@ func (s *Set) index() error {
 	kinds := map[event.Kind]bool{}
 	var writes, reads []string
 	var byKind [event.KindAlert][]*rule
+	s.byID = map[string]*rule{}
 	for _, r := range s.rules {
 		if !r.info.Enabled {
 			continue
+		}
+		s.byID[r.info.ID] = r
+		if r.info.Payload != nil {
+			continue // only on the packets that matched it (EvalRule)
 		}
 		for _, k := range r.info.On {
 			byKind[k] = append(byKind[k], r)
@@ -151,6 +161,29 @@ func (s *Set) Eval(e *event.Event, emit func(*event.Event)) {
 			}
 			emit(event.NewAlert(r.alert(c), e))
 		}
+	}
+	c.e = nil
+}
+
+// EvalRule evaluates the enabled rule id alone on e, as Eval does, for the
+// events only one rule is asked about: a packet that matched a payload
+// rule's pattern. Like Eval, it is not safe for concurrent use.
+func (s *Set) EvalRule(id string, e *event.Event, emit func(*event.Event)) {
+	r := s.byID[id]
+	if r == nil {
+		return
+	}
+	c := s.ctx
+	c.reset(e)
+	out, _, err := r.prog.Eval(c.frame)
+	switch {
+	case err != nil:
+		r.evalErrors.Add(1)
+		if r.matchSeparately(c) {
+			emit(event.NewAlert(r.alert(c), e))
+		}
+	case out == types.True:
+		emit(event.NewAlert(r.alert(c), e))
 	}
 	c.e = nil
 }

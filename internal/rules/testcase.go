@@ -20,6 +20,10 @@ type testCase struct {
 	pos   Pos
 	match bool
 	event *event.Event
+	// payload: the packet's bytes, checked against a payload rule's
+	// pattern before its condition.
+	payload    []byte
+	hasPayload bool
 }
 
 // TestResult is the outcome of one inline test case.
@@ -50,6 +54,11 @@ func (s *Set) RunTests() []TestResult {
 			res := TestResult{RuleID: r.info.ID, Name: t.name, Pos: t.pos}
 			c.reset(t.event)
 			matched, reason := r.explain(c, t.event)
+			if p := r.info.Payload; p != nil && t.hasPayload {
+				if ok, why := p.explain(t.event, t.payload); !ok {
+					matched, reason = false, why
+				}
+			}
 			if matched {
 				res.Message = r.msg.render(c)
 			}

@@ -59,7 +59,7 @@ const maxBatch = 4096
 type Store struct {
 	opt   Options
 	db    *sql.DB
-	kinds [event.KindAlert + 1]bool
+	kinds [event.KindResponse + 1]bool
 	queue chan *row
 	done  chan struct{}
 
@@ -196,7 +196,9 @@ func Open(o Options) (*Store, error) {
 	}
 	s := &Store{opt: o, db: db, queue: make(chan *row, o.Queue), done: make(chan struct{}),
 		subs: map[chan struct{}]struct{}{}}
+	// Alerts, and what responses did about them, are always kept.
 	s.kinds[event.KindAlert] = true
+	s.kinds[event.KindResponse] = true
 	for _, k := range o.Kinds {
 		for _, kind := range event.Kinds() {
 			if k == "all" || k == kind.String() {

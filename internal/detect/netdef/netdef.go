@@ -124,7 +124,39 @@ type Detector struct {
 	hist      map[netip.Addr][]point
 	scanned   map[scanKey]time.Time
 	out       map[procKey]*outState
+	talk      Talkers
 }
+
+// Talker is one source's rates over the last interval between samples, and
+// its cumulative counts.
+type Talker struct {
+	Addr   netip.Addr `json:"addr"`
+	PPS    float64    `json:"pps"`
+	BitsPS float64    `json:"bits_per_second"`
+	SYNsPS float64    `json:"syns_per_second"`
+	// Packets and Bytes since the source's counters began; Ports and
+	// Hosts are the distinct destinations it reached in the scan window.
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+	Ports   uint64 `json:"ports"`
+	Hosts   uint64 `json:"hosts"`
+	// Blocked: the source is on the block list (filled by the caller).
+	Blocked bool `json:"blocked,omitempty"`
+}
+
+// Talkers are the busiest sources of the last interval.
+type Talkers struct {
+	At       time.Time     `json:"at"`
+	Interval time.Duration `json:"interval_ns"`
+	// Sources is how many sent in the interval; Top the MaxTalkers busiest
+	// by packets per second.
+	Sources int      `json:"sources"`
+	Total   Talker   `json:"total"` // Addr is unset
+	Top     []Talker `json:"top"`
+}
+
+// MaxTalkers bounds Talkers.Top.
+const MaxTalkers = 50
 
 type point struct {
 	at time.Time
@@ -179,6 +211,38 @@ func over(r Rates, pps, bits, syns float64) string {
 	return ""
 }
 
+// addTalker inserts t into top, sorted by packets per second, keeping at
+// most MaxTalkers.
+func addTalker(top []Talker, t Talker) []Talker {
+	i, _ := slices.BinarySearchFunc(top, t.PPS, func(x Talker, pps float64) int {
+		switch {
+		case x.PPS > pps:
+			return -1
+		case x.PPS < pps:
+			return 1
+		}
+		return 0
+	})
+	if i >= MaxTalkers {
+		return top
+	}
+	top = slices.Insert(top, i, t)
+	if len(top) > MaxTalkers {
+		top = top[:MaxTalkers]
+	}
+	return top
+}
+
+// Talkers returns the busiest sources of the last interval between two
+// samples (none before the second sample).
+func (d *Detector) Talkers() Talkers {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	t := d.talk
+	t.Top = slices.Clone(t.Top)
+	return t
+}
+
 // Observe takes a sample and returns what it shows.
 func (d *Detector) Observe(s Sample) []Finding {
 	d.mu.Lock()
@@ -202,6 +266,7 @@ func (d *Detector) floods(s Sample, secs float64) []Finding {
 	var out []Finding
 	var top Rates
 	active := 0
+	talkers := make([]Talker, 0, MaxTalkers+1)
 	for _, src := range s.Sources {
 		prev, seen := d.prev[src.Addr]
 		if !seen {
@@ -210,6 +275,8 @@ func (d *Detector) floods(s Sample, secs float64) []Finding {
 		r := rates(src.Counts, prev, secs)
 		if r.PPS > 0 {
 			active++
+			talkers = addTalker(talkers, Talker{Addr: src.Addr, PPS: r.PPS, BitsPS: r.Bits, SYNsPS: r.SYNs,
+				Packets: src.Packets, Bytes: src.Bytes, Ports: src.Ports, Hosts: src.Hosts})
 		}
 		top.PPS, top.Bits, top.SYNs = max(top.PPS, r.PPS), max(top.Bits, r.Bits), max(top.SYNs, r.SYNs)
 		limit := over(r, d.cfg.SourcePPS, d.cfg.SourceBits, d.cfg.SourceSYNs)
@@ -229,6 +296,8 @@ func (d *Detector) floods(s Sample, secs float64) []Finding {
 		}
 	}
 	tot := rates(s.Total, d.prevTotal, secs)
+	d.talk = Talkers{At: s.At, Interval: time.Duration(secs * float64(time.Second)), Sources: active, Top: talkers,
+		Total: Talker{PPS: tot.PPS, BitsPS: tot.Bits, SYNsPS: tot.SYNs, Packets: s.Total.Packets, Bytes: s.Total.Bytes}}
 	limit := over(tot, d.cfg.TotalPPS, d.cfg.TotalBits, d.cfg.TotalSYNs)
 	if limit == "" {
 		d.distrib = false

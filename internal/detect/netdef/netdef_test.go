@@ -181,3 +181,38 @@ func TestScanOutbound(t *testing.T) {
 		t.Errorf("Forget left %d processes", len(d.out))
 	}
 }
+
+func TestTalkers(t *testing.T) {
+	d := New(Config{})
+	if got := d.Talkers(); len(got.Top) != 0 || !got.At.IsZero() {
+		t.Fatalf("before any interval: %+v", got)
+	}
+	var first, second []Source
+	for i := range MaxTalkers + 10 {
+		a := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)})
+		first = append(first, Source{a, Counts{Packets: 100, Bytes: 1000}})
+		// Source i sends i packets in the second; 0 sends none.
+		second = append(second, Source{a, Counts{Packets: 100 + uint64(i), Bytes: 1000 + 100*uint64(i), Ports: 3}})
+	}
+	v6 := addr("2001:db8::1")
+	second = append(second, Source{v6, Counts{Packets: 5000, Bytes: 5000 * 60, SYNs: 5000}}) // new: all of it counts
+	d.Observe(Sample{At: t0, Sources: first, Total: Counts{Packets: 1e4}})
+	d.Observe(Sample{At: t0.Add(2 * time.Second), Sources: second, Total: Counts{Packets: 1e4 + 2*7000}})
+	got := d.Talkers()
+	if got.Sources != MaxTalkers+10 || len(got.Top) != MaxTalkers || got.Interval != 2*time.Second || got.Total.PPS != 7000 {
+		t.Fatalf("talkers: %d sources, %d top, interval %v, total %v pps", got.Sources, len(got.Top), got.Interval, got.Total.PPS)
+	}
+	want := Talker{Addr: v6, PPS: 2500, BitsPS: 2500 * 60 * 8, SYNsPS: 2500, Packets: 5000, Bytes: 300000}
+	if d := cmp.Diff(want, got.Top[0], cmpopts.EquateComparable(netip.Addr{})); d != "" {
+		t.Errorf("busiest (-want +got):\n%s", d)
+	}
+	// Then by rate: 192.0.2.59 (29.5/s) down to 192.0.2.11 (5.5/s).
+	if got.Top[1].Addr != addr("192.0.2.59") || got.Top[MaxTalkers-1].Addr != addr("192.0.2.11") {
+		t.Errorf("order: second %v, last %v", got.Top[1].Addr, got.Top[MaxTalkers-1].Addr)
+	}
+	for i := 1; i < len(got.Top); i++ {
+		if got.Top[i].PPS > got.Top[i-1].PPS {
+			t.Fatalf("not sorted at %d: %v after %v", i, got.Top[i].PPS, got.Top[i-1].PPS)
+		}
+	}
+}
