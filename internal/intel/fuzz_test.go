@@ -125,7 +125,9 @@ func FuzzParseDomains(f *testing.F) {
 	})
 }
 
-func slicesEqual(a, b []string) bool { return len(a) == len(b) && (len(a) == 0 || reflect.DeepEqual(a, b)) }
+func slicesEqual(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || reflect.DeepEqual(a, b))
+}
 
 // contentLines splits data the way a feed is read, independently of the
 // parser: line number (from 1) to the line, trimmed, for each line that is
