@@ -8,8 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZTIME=${FUZZTIME:-10s}
 
-# package target; the threat-intel parsers (internal/detect/intel, netdef
-# branch) should add theirs here when merged.
+# package target
 targets=(
 	"./internal/sensor/process FuzzDecode"
 	"./internal/sensor/file FuzzDecode"
@@ -20,7 +19,25 @@ targets=(
 	"./internal/rules FuzzLoad"
 	"./internal/rules FuzzCondition"
 	"./internal/config FuzzLoad"
+	"./internal/intel FuzzParseAddrs"
+	"./internal/intel FuzzParseDomains"
 )
+# Every Fuzz function in the tree must be listed above, so that a new one
+# cannot be left out of CI by mistake.
+missing=0
+while IFS=: read -r dir fn; do
+	pkg="./$dir"
+	found=0
+	for t in "${targets[@]}"; do
+		[[ "$t" == "$pkg $fn" ]] && found=1
+	done
+	if [[ $found == 0 ]]; then
+		echo "scripts/fuzz.sh: $fn in $pkg is not in the targets list" >&2
+		missing=1
+	fi
+done < <(grep -rhoP --include='*_test.go' -H '^func \KFuzz\w+' internal cmd | sed 's|/[^/]*:|:|')
+[[ $missing == 0 ]] || exit 1
+
 for t in "${targets[@]}"; do
 	read -r pkg name <<<"$t"
 	echo "--- $name $pkg ($FUZZTIME)"

@@ -169,7 +169,8 @@ type Process struct {
 	MaxEntries int `yaml:"max_entries"`
 	// ExitGrace is how long an exited process stays for late lookups.
 	ExitGrace Duration `yaml:"exit_grace"`
-	// AncestryDepth is how many ancestors are attached to each event.
+	// AncestryDepth is how many ancestors are attached to each event, at
+	// most 64 (the bound rule conditions are costed with).
 	AncestryDepth int `yaml:"ancestry_depth"`
 }
 
@@ -278,8 +279,8 @@ func (c Config) Validate() error {
 	if c.Process.MaxEntries < 1024 {
 		errs = append(errs, fmt.Errorf("process.max_entries: %d must be at least 1024", c.Process.MaxEntries))
 	}
-	if c.Process.AncestryDepth < 0 {
-		errs = append(errs, errors.New("process.ancestry_depth: must not be negative"))
+	if c.Process.AncestryDepth < 0 || c.Process.AncestryDepth > 64 {
+		errs = append(errs, fmt.Errorf("process.ancestry_depth: %d must be between 0 and 64", c.Process.AncestryDepth))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -356,13 +357,35 @@ func (c *compiler) rule(r *rawRule) *rule {
 		writes: r.writes,
 		reads:  r.reads,
 	}
+	// The worst case of the rule with its exceptions: each is evaluated at
+	// most once.
+	var cost uint64
+	for _, a := range append([]*cel.Ast{cond}, excASTs...) {
+		n, err := c.estimate(a)
+		if err != nil {
+			c.errs.add(r.cond.pos(), "estimating the cost of the condition: %v", err)
+			return nil
+		}
+		if n > math.MaxUint64-cost {
+			n = math.MaxUint64 - cost
+		}
+		cost += n
+	}
+	if cost > MaxCost {
+		c.errs.add(r.cond.pos(), "rule %q is too costly to evaluate: its worst case is %s, above the limit of %s (a comprehension nested in another over an event's lists?)",
+			r.id, costString(cost), costString(MaxCost))
+		return nil
+	}
+	out.cost = cost
+	tracked := cost > runtimeCostLimit
+	out.tracked = tracked
 	var err error
-	if out.cond, err = c.program(cond); err != nil {
+	if out.cond, err = c.program(cond, tracked); err != nil {
 		c.errs.add(r.cond.pos(), "%v", err)
 		return nil
 	}
 	for i, x := range r.exceptions {
-		prog, err := c.program(excASTs[i])
+		prog, err := c.program(excASTs[i], tracked)
 		if err != nil {
 			c.errs.add(x.cond.pos(), "%v", err)
 			return nil
@@ -403,7 +426,7 @@ func (c *compiler) rule(r *rawRule) *rule {
 		if ast, ok = c.inline(ast, r.cond); !ok {
 			return nil
 		}
-		if out.prog, err = c.program(ast); err != nil {
+		if out.prog, err = c.program(ast, tracked); err != nil {
 			c.errs.add(r.cond.pos(), "%v", err)
 			return nil
 		}
@@ -411,11 +434,17 @@ func (c *compiler) rule(r *rawRule) *rule {
 	return out
 }
 
-func (c *compiler) program(ast *cel.Ast) (cel.Program, error) {
-	if noFastPaths {
-		return c.env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+// program plans a checked condition; tracked adds CEL's cost tracking with
+// RuntimeCostLimit (cost.go), which the hot path pays for.
+func (c *compiler) program(ast *cel.Ast, tracked bool) (cel.Program, error) {
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if !noFastPaths {
+		opts = append(opts, fieldReads(ast))
 	}
-	return c.env.Program(ast, cel.EvalOptions(cel.OptOptimize), fieldReads(ast))
+	if tracked {
+		opts = append(opts, cel.CostTracking(actualCost{}), cel.CostLimit(runtimeCostLimit))
+	}
+	return c.env.Program(ast, opts...)
 }
 
 // noFastPaths, for tests, compiles programs without the fast paths.

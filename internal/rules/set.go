@@ -42,7 +42,11 @@ type rule struct {
 	writes []string
 	reads  []string
 
-	evalErrors atomic.Uint64
+	cost    uint64 // worst case, estimated at load (cost.go)
+	tracked bool   // its programs track their cost against runtimeCostLimit
+
+	evalErrors   atomic.Uint64
+	costExceeded atomic.Uint64
 }
 
 type exception struct {
@@ -150,8 +154,12 @@ func (s *Set) Eval(e *event.Event, emit func(*event.Event)) {
 			b := bits.TrailingZeros64(w)
 			w &= w - 1
 			r := ix.rules[i*64+b]
-			out, _, err := r.prog.Eval(c.frame)
+			out, _, err := r.prog.Eval(r.input(c))
 			if err != nil {
+				if costLimited(err) {
+					r.costExceeded.Add(1)
+					continue
+				}
 				r.evalErrors.Add(1)
 				if !r.matchSeparately(c) {
 					continue
@@ -175,8 +183,10 @@ func (s *Set) EvalRule(id string, e *event.Event, emit func(*event.Event)) {
 	}
 	c := s.ctx
 	c.reset(e)
-	out, _, err := r.prog.Eval(c.frame)
+	out, _, err := r.prog.Eval(r.input(c))
 	switch {
+	case err != nil && costLimited(err):
+		r.costExceeded.Add(1)
 	case err != nil:
 		r.evalErrors.Add(1)
 		if r.matchSeparately(c) {
@@ -188,16 +198,27 @@ func (s *Set) EvalRule(id string, e *event.Event, emit func(*event.Event)) {
 	c.e = nil
 }
 
+// input is what the rule's programs evaluate on: the reused frame, or for
+// a rule that tracks its cost the activation, for which CEL takes a frame
+// from its pool and returns it after, since the cost is kept in the frame
+// and must start from zero at each evaluation.
+func (r *rule) input(c *evalCtx) any {
+	if r.tracked {
+		return c
+	}
+	return c.frame
+}
+
 // matchSeparately evaluates the condition, then each exception, after the
 // combined program failed: the rule matches when its condition holds and no
 // exception holds.
 func (r *rule) matchSeparately(c *evalCtx) bool {
-	out, _, err := r.cond.Eval(c.frame)
+	out, _, err := r.cond.Eval(r.input(c))
 	if err != nil || out != types.True {
 		return false
 	}
 	for _, x := range r.excs {
-		if out, _, err := x.prog.Eval(c.frame); err == nil && out == types.True {
+		if out, _, err := x.prog.Eval(r.input(c)); err == nil && out == types.True {
 			return false
 		}
 	}
@@ -237,6 +258,29 @@ func (s *Set) Rules() []RuleInfo {
 
 // Notices lists what the load replaced or overrode, for debug logs.
 func (s *Set) Notices() []Notice { return slices.Clone(s.notices) }
+
+// CostExceeded counts, per rule id, the evaluations stopped by the runtime
+// cost limit (RuntimeCostLimit) since the load; they did not match. Rules
+// without any are left out.
+func (s *Set) CostExceeded() map[string]uint64 {
+	out := map[string]uint64{}
+	for _, r := range s.rules {
+		if n := r.costExceeded.Load(); n > 0 {
+			out[r.info.ID] = n
+		}
+	}
+	return out
+}
+
+// Costs is the worst-case evaluation cost of each rule, by id, as
+// estimated at load.
+func (s *Set) Costs() map[string]uint64 {
+	out := make(map[string]uint64, len(s.rules))
+	for _, r := range s.rules {
+		out[r.info.ID] = r.cost
+	}
+	return out
+}
 
 // EvalErrors counts, per rule id, the evaluations that failed (an index out
 // of range, say) since the load. Rules without failures are left out.

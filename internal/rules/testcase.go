@@ -87,7 +87,7 @@ func (r *rule) explain(c *evalCtx, e *event.Event) (bool, string) {
 	if !on {
 		return false, fmt.Sprintf("kind %s is not in on %v", e.Kind, r.info.On)
 	}
-	out, _, err := r.cond.Eval(c.frame)
+	out, _, err := r.cond.Eval(r.input(c))
 	if err != nil {
 		return false, "condition failed: " + err.Error()
 	}
@@ -95,7 +95,7 @@ func (r *rule) explain(c *evalCtx, e *event.Event) (bool, string) {
 		return false, "condition is false"
 	}
 	for _, x := range r.excs {
-		out, _, err := x.prog.Eval(c.frame)
+		out, _, err := x.prog.Eval(r.input(c))
 		if err != nil {
 			continue // a failing exception does not suppress, as in Eval
 		}
