@@ -35,6 +35,11 @@ type Response struct {
 	// Interfaces get the XDP and tcx programs: "*" for every interface but
 	// loopback, present when the agent starts.
 	Interfaces []string `yaml:"interfaces"`
+	// XDPMode is how XDP attaches: auto (native where the driver has it,
+	// generic otherwise), native, or generic. Generic runs after the kernel
+	// built the packet's skb; on veth and other virtual interfaces it is
+	// the cheaper one (bench/flood.sh).
+	XDPMode string `yaml:"xdp_mode"`
 	// SocketCgroup is the cgroup v2 directory whose connects and binds deny
 	// rules apply to; empty: the whole host (paths.cgroupfs).
 	SocketCgroup string `yaml:"socket_cgroup"`
@@ -53,6 +58,7 @@ func DefaultResponse() Response {
 		BlockFor:        Duration(time.Hour),
 		Network:         true,
 		Interfaces:      []string{"*"},
+		XDPMode:         "auto",
 		PinDir:          "/sys/fs/bpf/vigil",
 		Fanotify:        true,
 	}
@@ -102,6 +108,11 @@ func (r Response) validate() []error {
 	var errs []error
 	if r.RateLimit < 0 {
 		errs = append(errs, fmt.Errorf("response.rate_limit: %d must not be negative", r.RateLimit))
+	}
+	switch r.XDPMode {
+	case "auto", "native", "generic":
+	default:
+		errs = append(errs, fmt.Errorf("response.xdp_mode: %q is not auto, native or generic", r.XDPMode))
 	}
 	if r.DecisionTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("response.decision_timeout: must be positive"))

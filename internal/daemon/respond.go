@@ -58,7 +58,11 @@ func (a *Agent) setupResponse(set *rules.Set) error {
 		if err == nil {
 			// Interfaces found by "*" that refuse the programs (another XDP
 			// program holds one, say) are left alone and logged.
-			rs.guard, err = netguard.Open(netguard.Config{PinDir: rc.PinDir, Cgroup: cg, Interfaces: ifs, Persist: true,
+			mode := rc.XDPMode
+			if mode == "auto" {
+				mode = ""
+			}
+			rs.guard, err = netguard.Open(netguard.Config{PinDir: rc.PinDir, Cgroup: cg, Interfaces: ifs, Persist: true, XDPMode: mode,
 				SkipRefused: slices.Contains(rc.Interfaces, "*")})
 			if err == nil {
 				for name, why := range rs.guard.Skipped() {

@@ -60,6 +60,9 @@ type Config struct {
 	Cgroup string
 	// Interfaces get the XDP (ingress) and tcx (egress) programs.
 	Interfaces []string
+	// XDPMode is "native" (the driver's), "generic" (after the kernel built
+	// the skb) or "" for native where the driver has it, generic otherwise.
+	XDPMode string
 	// SkipRefused: an interface that refuses the programs (another XDP
 	// program holds it, say) is left alone and reported by Skipped, instead
 	// of failing Open. For interfaces found by a wildcard, not named.
@@ -213,10 +216,12 @@ func (g *Guard) attachInterface(name string) error {
 	mode := "taken over"
 	err = g.link("xdp-"+name, g.objs.VgXdpIn, func() (link.Link, error) {
 		// Native (driver) mode where the driver has it, generic otherwise.
-		l, err := link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index, Flags: link.XDPDriverMode})
-		if err == nil {
-			mode = "native"
-			return l, nil
+		if g.cfg.XDPMode != "generic" {
+			l, err := link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index, Flags: link.XDPDriverMode})
+			if err == nil || g.cfg.XDPMode == "native" {
+				mode = "native"
+				return l, err
+			}
 		}
 		mode = "generic"
 		return link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index, Flags: link.XDPGenericMode})

@@ -1,0 +1,71 @@
+package netguard
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilsec/vigil/internal/testenv"
+)
+
+// XDPMode picks how XDP attaches, and the block list works in each mode.
+func TestXDPModes(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	testenv.RequireKernel(t, 6, 6, "tcx links, which the interface programs attach with")
+	n := testenv.NewNetns(t, 236, "vgm")
+	for _, mode := range []string{"native", "generic"} {
+		t.Run(mode, func(t *testing.T) {
+			dir := "/sys/fs/bpf/vigil-test-mode-" + randHex(4)
+			g, err := Open(Config{PinDir: dir, Interfaces: []string{n.HostIf}, XDPMode: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { g.Remove(); os.RemoveAll(dir) }()
+			if got := g.XDPModes()[n.HostIf]; got != mode {
+				t.Fatalf("attached in %q mode, want %q", got, mode)
+			}
+			l, err := net.Listen("tcp", n.HostIP.String()+":0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					c.Close()
+				}
+			}()
+			ap := netip.MustParseAddrPort(l.Addr().String())
+			ping := func() bool {
+				return exec.Command("ip", "netns", "exec", n.Name, "timeout", "2", "bash", "-c",
+					fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", ap.Addr(), ap.Port())).Run() == nil
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for !ping() {
+				if time.Now().After(deadline) {
+					t.Fatal("no connect through the veth before the block")
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err := g.Block(netip.PrefixFrom(n.PeerIP, 32), time.Time{}, SourceManual); err != nil {
+				t.Fatal(err)
+			}
+			if ping() {
+				t.Errorf("%s: the blocked peer still connects", mode)
+			}
+		})
+	}
+	if _, err := Open(Config{PinDir: "/sys/fs/bpf/vigil-test-mode-x", Interfaces: []string{"lo"}, XDPMode: "native"}); err == nil ||
+		!strings.Contains(err.Error(), "attach xdp to lo") {
+		t.Errorf("native mode on lo (no driver XDP): %v, want an attach error", err)
+	}
+	os.RemoveAll("/sys/fs/bpf/vigil-test-mode-x")
+}
