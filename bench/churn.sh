@@ -29,7 +29,11 @@ cleanup() {
 trap cleanup EXIT
 CGO_ENABLED=0 go build -o "$work/vigil" ./cmd/vigil
 CGO_ENABLED=0 go build -o "$work/stormload" ./bench/stormload
+# The agent a bench starts keeps to the bench: on a shared machine it must
+# not kill other programs its ransomware detector judges, nor attach XDP to
+# every interface. Detection, and its cost, stay on.
 printf 'status_socket: %s/status.sock\nstats_interval: 0s\nstore:\n  path: %s/vigil.db\nweb:\n  listen: ""\nmetrics:\n  listen: ""\n' "$work" "$work" >"$work/vigil.yaml"
+printf 'ransomware:\n  kill: false\n  kernel_kill: false\nresponse:\n  interfaces: []\nnetdefense:\n  enabled: false\n' >>"$work/vigil.yaml"
 "$work/vigil" run --config "$work/vigil.yaml" --output /dev/null --log-level warn 2>"$work/agent.log" &
 agent=$!
 pids+=("$agent")

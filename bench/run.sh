@@ -54,6 +54,12 @@ for s in seq-off seq-on; do
 	printf 'status_socket: %s/status.sock\nanomaly:\n  enabled: true\n  programs: [%s]\n  profiles_dir: %s/profiles\n' \
 		"$work" "$prog" "$work" >"$work/$s.yaml"
 done
+# The agent a bench starts keeps to the bench: on a shared machine it must
+# not kill other programs its ransomware detector judges, nor attach XDP to
+# every interface. Detection, and its cost, stay on.
+for f in all default seq-off seq-on; do
+	printf 'ransomware:\n  kill: false\n  kernel_kill: false\nresponse:\n  interfaces: []\nnetdefense:\n  enabled: false\n' >>"$work/$f.yaml"
+done
 
 start() {
 	case $1 in

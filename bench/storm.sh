@@ -35,9 +35,13 @@ CGO_ENABLED=0 go build -o "$work/stormload" ./bench/stormload
 mkdir "$work/files"
 # The built-in watch list plus the workers' directory, so every open is an event.
 watch=$("$work/stormload" watch-writes)
+# The agent a bench starts keeps to the bench: on a shared machine it must
+# not kill other programs its ransomware detector judges, nor attach XDP to
+# every interface. Detection, and its cost, stay on.
 {
 	printf 'status_socket: %s/status.sock\nstats_interval: 0s\n' "$work"
 	printf 'store:\n  path: %s/vigil.db\nweb:\n  listen: ""\nmetrics:\n  listen: ""\n' "$work"
+	printf 'ransomware:\n  kill: false\n  kernel_kill: false\nresponse:\n  interfaces: []\nnetdefense:\n  enabled: false\n'
 	printf 'sensors:\n  file:\n    watch_writes:\n'
 	for p in $watch "$work/files"; do printf '      - %s\n' "$p"; done
 } >"$work/vigil.yaml"

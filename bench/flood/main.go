@@ -14,6 +14,8 @@
 //	xdp          netguard's XDP program in native mode, the address in its
 //	             block list
 //	xdp-generic  the same in generic mode (after the skb is built)
+//	tcx          the same program's work at tcx ingress, no XDP
+//	             (response.xdp_mode: tcx)
 //	nft-ingress  nftables, netdev family, ingress hook of the interface
 //	             (the earliest nftables can drop)
 //	nft-raw      nftables, inet family, prerouting at raw priority (-300),
@@ -27,6 +29,8 @@
 //	              defence runs it
 //	generic-pass  generic mode, accounting off
 //	generic-acct  generic mode, accounting on
+//	tcx-pass      at tcx ingress, accounting off
+//	tcx-acct      at tcx ingress, accounting on
 //
 // On a veth, native XDP makes the receiving side queue each packet to a
 // NAPI of its own and convert its skb to an XDP buffer (copying it when the
@@ -243,6 +247,7 @@ func run(rounds int, d time.Duration, senders int) error {
 	setups := []setup{
 		{"xdp", true, openGuard("native", true, false), closeGuard},
 		{"xdp-generic", true, openGuard("generic", true, false), closeGuard},
+		{"tcx", true, openGuard("tcx", true, false), closeGuard},
 		{"nft-ingress", true, nft(fmt.Sprintf("table netdev vigil_bench { chain vb_in { type filter hook ingress device %s priority -500; ip saddr %s drop; }; }", l.hostIf, l.peerIP)), nftOff("netdev")},
 		{"nft-raw", true, nft(fmt.Sprintf("table inet vigil_bench { chain vb_pre { type filter hook prerouting priority -300; ip saddr %s drop; }; }", l.peerIP)), nftOff("inet")},
 		{"plain", false, none, none},
@@ -250,6 +255,8 @@ func run(rounds int, d time.Duration, senders int) error {
 		{"xdp-acct", false, openGuard("native", false, true), closeGuard},
 		{"generic-pass", false, openGuard("generic", false, false), closeGuard},
 		{"generic-acct", false, openGuard("generic", false, true), closeGuard},
+		{"tcx-pass", false, openGuard("tcx", false, false), closeGuard},
+		{"tcx-acct", false, openGuard("tcx", false, true), closeGuard},
 	}
 
 	// A receiver that counts what arrives.
@@ -323,13 +330,13 @@ func run(rounds int, d time.Duration, senders int) error {
 	fmt.Printf("UDP flood from one source, %d senders, %s per setup, %d rounds, medians\n", senders, d, rounds)
 	fmt.Printf("%-12s %14s %10s %16s %16s\n", "drop by", "dropped/s", "vs xdp", "CPU ns/packet", "vs xdp")
 	x, xc := med("xdp", pps), med("xdp", cpu)
-	for _, n := range []string{"xdp", "xdp-generic", "nft-ingress", "nft-raw"} {
+	for _, n := range []string{"xdp", "xdp-generic", "tcx", "nft-ingress", "nft-raw"} {
 		fmt.Printf("%-12s %14.0f %9.2fx %16.0f %15.2fx\n", n, med(n, pps), med(n, pps)/x, med(n, cpu), med(n, cpu)/xc)
 	}
 	fmt.Printf("\npassed traffic, the same sender, a receiver counting\n")
 	fmt.Printf("%-12s %14s %14s %10s %16s\n", "setup", "sent/s", "arrived/s", "vs plain", "CPU ns/packet")
 	p := med("plain", got)
-	for _, n := range []string{"plain", "xdp-pass", "xdp-acct", "generic-pass", "generic-acct"} {
+	for _, n := range []string{"plain", "xdp-pass", "xdp-acct", "generic-pass", "generic-acct", "tcx-pass", "tcx-acct"} {
 		fmt.Printf("%-12s %14.0f %14.0f %9.2fx %16.0f\n", n, med(n, pps), med(n, got), med(n, got)/p, med(n, cpu))
 	}
 	return nil

@@ -80,7 +80,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 		r.Loaded, r.Enabled, r.AlertsRaised, r.AlertsWritten, r.AlertsDropped, r.Reloads, r.ReloadFailures)
 	if n := st.Network; n != nil {
 		if n.Attached {
-			fmt.Fprintf(w, "network enforcement attached; XDP %v", n.XDP)
+			fmt.Fprintf(w, "network enforcement attached; ingress %v", n.XDP)
 			if len(n.Skipped) > 0 {
 				fmt.Fprintf(w, "; interfaces left alone: %v", n.Skipped)
 			}

@@ -35,10 +35,12 @@ type Response struct {
 	// Interfaces get the XDP and tcx programs: "*" for every interface but
 	// loopback, present when the agent starts.
 	Interfaces []string `yaml:"interfaces"`
-	// XDPMode is how XDP attaches: auto (native where the driver has it,
-	// generic otherwise), native, or generic. Generic runs after the kernel
-	// built the packet's skb; on veth and other virtual interfaces it is
-	// the cheaper one (bench/flood.sh).
+	// XDPMode is where the ingress work (block list, isolation, threat
+	// intelligence, accounting) runs: auto (native XDP where the driver has
+	// it and is not veth, tcx otherwise), native, generic (XDP), or tcx (no
+	// XDP: the tcx ingress program does it). Native XDP on a physical NIC
+	// drops before the kernel builds an skb; on veth the skb exists already
+	// and tcx is the cheaper (bench/flood.sh).
 	XDPMode string `yaml:"xdp_mode"`
 	// SocketCgroup is the cgroup v2 directory whose connects and binds deny
 	// rules apply to; empty: the whole host (paths.cgroupfs).
@@ -110,9 +112,9 @@ func (r Response) validate() []error {
 		errs = append(errs, fmt.Errorf("response.rate_limit: %d must not be negative", r.RateLimit))
 	}
 	switch r.XDPMode {
-	case "auto", "native", "generic":
+	case "auto", "native", "generic", "tcx":
 	default:
-		errs = append(errs, fmt.Errorf("response.xdp_mode: %q is not auto, native or generic", r.XDPMode))
+		errs = append(errs, fmt.Errorf("response.xdp_mode: %q is not auto, native, generic or tcx", r.XDPMode))
 	}
 	if r.DecisionTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("response.decision_timeout: must be positive"))

@@ -90,7 +90,7 @@ type RuleStatus struct {
 type NetworkStatus struct {
 	Attached bool              `json:"attached"`
 	Error    string            `json:"error,omitempty"`   // why it is not
-	XDP      map[string]string `json:"xdp,omitempty"`     // interface -> native, generic
+	XDP      map[string]string `json:"xdp,omitempty"`     // interface -> native, generic (XDP) or tcx
 	Skipped  map[string]string `json:"skipped,omitempty"` // interface -> why it was left alone
 	// Defence is network defence (floods, scans, threat intelligence,
 	// payload rules); nil when it is off.

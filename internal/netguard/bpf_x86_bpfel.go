@@ -207,6 +207,7 @@ const (
 	bpfProgVgConnect4        = "vg_connect4"
 	bpfProgVgConnect6        = "vg_connect6"
 	bpfProgVgTcIn            = "vg_tc_in"
+	bpfProgVgTcInFull        = "vg_tc_in_full"
 	bpfProgVgTcOut           = "vg_tc_out"
 	bpfProgVgXdpIn           = "vg_xdp_in"
 	bpfVarUnusedBlockVal     = "unused_block_val"
@@ -273,6 +274,7 @@ type bpfProgramSpecs struct {
 	VgConnect4 *ebpf.ProgramSpec `ebpf:"vg_connect4"`
 	VgConnect6 *ebpf.ProgramSpec `ebpf:"vg_connect6"`
 	VgTcIn     *ebpf.ProgramSpec `ebpf:"vg_tc_in"`
+	VgTcInFull *ebpf.ProgramSpec `ebpf:"vg_tc_in_full"`
 	VgTcOut    *ebpf.ProgramSpec `ebpf:"vg_tc_out"`
 	VgXdpIn    *ebpf.ProgramSpec `ebpf:"vg_xdp_in"`
 }
@@ -412,6 +414,7 @@ type bpfPrograms struct {
 	VgConnect4 *ebpf.Program `ebpf:"vg_connect4"`
 	VgConnect6 *ebpf.Program `ebpf:"vg_connect6"`
 	VgTcIn     *ebpf.Program `ebpf:"vg_tc_in"`
+	VgTcInFull *ebpf.Program `ebpf:"vg_tc_in_full"`
 	VgTcOut    *ebpf.Program `ebpf:"vg_tc_out"`
 	VgXdpIn    *ebpf.Program `ebpf:"vg_xdp_in"`
 }
@@ -423,6 +426,7 @@ func (p *bpfPrograms) Close() error {
 		p.VgConnect4,
 		p.VgConnect6,
 		p.VgTcIn,
+		p.VgTcInFull,
 		p.VgTcOut,
 		p.VgXdpIn,
 	)

@@ -60,8 +60,10 @@ type Config struct {
 	Cgroup string
 	// Interfaces get the XDP (ingress) and tcx (egress) programs.
 	Interfaces []string
-	// XDPMode is "native" (the driver's), "generic" (after the kernel built
-	// the skb) or "" for native where the driver has it, generic otherwise.
+	// XDPMode is "native" (the driver's XDP), "generic" (XDP after the
+	// kernel built the skb), "tcx" (no XDP: the tcx ingress program does the
+	// work), or "" for native where the driver has it and is not veth, tcx
+	// otherwise.
 	XDPMode string
 	// SkipRefused: an interface that refuses the programs (another XDP
 	// program holds it, say) is left alone and reported by Skipped, instead
@@ -213,35 +215,89 @@ func (g *Guard) attachInterface(name string) error {
 	if err != nil {
 		return fmt.Errorf("netguard: interface %q: %w", name, err)
 	}
-	mode := "taken over"
-	err = g.link("xdp-"+name, g.objs.VgXdpIn, func() (link.Link, error) {
-		// Native (driver) mode where the driver has it, generic otherwise.
-		if g.cfg.XDPMode != "generic" {
-			l, err := link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index, Flags: link.XDPDriverMode})
-			if err == nil || g.cfg.XDPMode == "native" {
-				mode = "native"
-				return l, err
-			}
+	in := g.objs.VgTcIn
+	if g.ingressMode(name, ifc.Index) == "tcx" {
+		// The ingress work is in the tcx ingress program. A run in another
+		// mode may have left its XDP link pinned.
+		if l, err := link.LoadPinnedLink(filepath.Join(g.linkDir(), "xdp-"+name), nil); err == nil {
+			l.Unpin()
+			l.Close()
 		}
-		mode = "generic"
-		return link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: ifc.Index, Flags: link.XDPGenericMode})
-	})
-	if err != nil {
-		return fmt.Errorf("netguard: attach xdp to %s: %w", name, err)
+		g.xdpModes[name] = "tcx"
+		in = g.objs.VgTcInFull
+	} else if err := g.attachXDP(name, ifc.Index); err != nil {
+		return err
 	}
-	g.xdpModes[name] = mode
 	err = g.link("tcx-egress-"+name, g.objs.VgTcOut, func() (link.Link, error) {
 		return link.AttachTCX(link.TCXOptions{Program: g.objs.VgTcOut, Interface: ifc.Index, Attach: ebpf.AttachTCXEgress, Anchor: link.Head()})
 	})
 	if err != nil {
 		return fmt.Errorf("netguard: attach tcx egress to %s: %w", name, err)
 	}
-	err = g.link("tcx-ingress-"+name, g.objs.VgTcIn, func() (link.Link, error) {
-		return link.AttachTCX(link.TCXOptions{Program: g.objs.VgTcIn, Interface: ifc.Index, Attach: ebpf.AttachTCXIngress, Anchor: link.Head()})
+	err = g.link("tcx-ingress-"+name, in, func() (link.Link, error) {
+		return link.AttachTCX(link.TCXOptions{Program: in, Interface: ifc.Index, Attach: ebpf.AttachTCXIngress, Anchor: link.Head()})
 	})
 	if err != nil {
 		return fmt.Errorf("netguard: attach tcx ingress to %s: %w", name, err)
 	}
+	return nil
+}
+
+// ingressMode says where an interface's ingress work runs: "tcx" when
+// configured, or in auto mode on veth and on interfaces whose driver has no
+// native XDP; "xdp" otherwise.
+func (g *Guard) ingressMode(name string, index int) string {
+	switch g.cfg.XDPMode {
+	case "tcx":
+		return "tcx"
+	case "native", "generic":
+		return "xdp"
+	}
+	if driver(name) == "veth" {
+		return "tcx"
+	}
+	// Does the driver take native XDP? Try, and detach again.
+	l, err := link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: index, Flags: link.XDPDriverMode})
+	if err != nil {
+		return "tcx"
+	}
+	l.Close()
+	return "xdp"
+}
+
+// driver names an interface's driver ("veth", "virtio_net"...), or "".
+func driver(name string) string {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return ""
+	}
+	defer unix.Close(fd)
+	info, err := unix.IoctlGetEthtoolDrvinfo(fd, name)
+	if err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(info.Driver[:])
+}
+
+// attachXDP attaches the XDP program in the configured mode: native where
+// the driver has it (or as asked), generic otherwise.
+func (g *Guard) attachXDP(name string, index int) error {
+	mode := "taken over"
+	err := g.link("xdp-"+name, g.objs.VgXdpIn, func() (link.Link, error) {
+		if g.cfg.XDPMode != "generic" {
+			l, err := link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: index, Flags: link.XDPDriverMode})
+			if err == nil || g.cfg.XDPMode == "native" {
+				mode = "native"
+				return l, err
+			}
+		}
+		mode = "generic"
+		return link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: index, Flags: link.XDPGenericMode})
+	})
+	if err != nil {
+		return fmt.Errorf("netguard: attach xdp to %s: %w", name, err)
+	}
+	g.xdpModes[name] = mode
 	return nil
 }
 

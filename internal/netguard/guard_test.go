@@ -429,21 +429,21 @@ func TestPersistAcrossRestart(t *testing.T) {
 
 // An interface another XDP program holds is refused: Open fails when it was
 // named, and leaves it alone, reporting why, with SkipRefused (the agent's
-// "*"), still guarding the others.
+// "*"), still guarding the others. (In XDP mode: tcx links share.)
 func TestInterfaceHeldByAnotherProgram(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	held, free := newNetns(t), newNetns(t)
-	first, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf}})
+	first, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf}, XDPMode: "native"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Remove()
 
-	if g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf, free.hostIf}}); err == nil {
+	if g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf, free.hostIf}, XDPMode: "native"}); err == nil {
 		g.Remove()
 		t.Fatalf("Open of a held interface named by the caller succeeded")
 	}
-	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf, free.hostIf}, SkipRefused: true})
+	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf, free.hostIf}, SkipRefused: true, XDPMode: "native"})
 	if err != nil {
 		t.Fatalf("Open with SkipRefused: %v", err)
 	}

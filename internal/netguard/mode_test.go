@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,21 +14,26 @@ import (
 	"github.com/vigilsec/vigil/internal/testenv"
 )
 
-// XDPMode picks how XDP attaches, and the block list works in each mode.
+// XDPMode picks how XDP attaches (or tcx ingress in its place; auto picks
+// tcx on a veth), and the accounting and the block list work in each mode.
 func TestXDPModes(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	testenv.RequireKernel(t, 6, 6, "tcx links, which the interface programs attach with")
 	n := testenv.NewNetns(t, 236, "vgm")
-	for _, mode := range []string{"native", "generic"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []string{"native", "generic", "tcx", ""} {
+		t.Run("mode="+mode, func(t *testing.T) {
 			dir := "/sys/fs/bpf/vigil-test-mode-" + randHex(4)
 			g, err := Open(Config{PinDir: dir, Interfaces: []string{n.HostIf}, XDPMode: mode})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer func() { g.Remove(); os.RemoveAll(dir) }()
-			if got := g.XDPModes()[n.HostIf]; got != mode {
-				t.Fatalf("attached in %q mode, want %q", got, mode)
+			want := mode
+			if mode == "" {
+				want = "tcx" // auto, on a veth
+			}
+			if got := g.XDPModes()[n.HostIf]; got != want {
+				t.Fatalf("attached in %q mode, want %q", got, want)
 			}
 			l, err := net.Listen("tcp", n.HostIP.String()+":0")
 			if err != nil {
@@ -54,6 +60,17 @@ func TestXDPModes(t *testing.T) {
 					t.Fatal("no connect through the veth before the block")
 				}
 				time.Sleep(100 * time.Millisecond)
+			}
+			if err := g.SetAccounting(Accounting{Enabled: true, PPS: 1 << 40, BlockFor: time.Minute, PairWindow: time.Minute, UDPPortMax: 32768}); err != nil {
+				t.Fatal(err)
+			}
+			ping()
+			srcs, err := g.Sources()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.ContainsFunc(srcs, func(s SourceStats) bool { return s.Addr == n.PeerIP && s.Packets > 0 && s.SYNs > 0 }) {
+				t.Errorf("%s: the peer's connect is not in the accounting: %+v", mode, srcs)
 			}
 			if err := g.Block(netip.PrefixFrom(n.PeerIP, 32), time.Time{}, SourceManual); err != nil {
 				t.Fatal(err)
