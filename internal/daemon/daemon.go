@@ -79,6 +79,8 @@ type Agent struct {
 	writtenKind [event.KindResponse + 1]atomic.Uint64
 	final       atomic.Pointer[Status] // the counters once Run has drained everything
 	protected   []string               // files whose changes are tampering (tamper.go)
+	bpfSeen     map[string]bool        // process/bpf command pairs alerted (tamper.go; reader goroutine)
+	bpfRepeats  atomic.Uint64          // bpf() changes not alerted again
 
 	alertsRaised   atomic.Uint64
 	alertsDropped  atomic.Uint64 // alert queue full

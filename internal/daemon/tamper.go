@@ -92,6 +92,23 @@ func (a *Agent) isProtected(path string) bool {
 	return false
 }
 
+// firstBPFChange says whether e is the first bpf() command of its kind by
+// its process: a program that manages BPF objects of its own changes its
+// maps thousands of times, and one alert per process and command says what
+// there is to say. (The sensor does not tell whose map was changed.)
+func (a *Agent) firstBPFChange(e *event.Event) bool {
+	key := e.Process.EntityID + "/" + e.Kernel.ArgName
+	if a.bpfSeen == nil || len(a.bpfSeen) >= 4096 {
+		a.bpfSeen = map[string]bool{}
+	}
+	if a.bpfSeen[key] {
+		a.bpfRepeats.Add(1)
+		return false
+	}
+	a.bpfSeen[key] = true
+	return true
+}
+
 // checkTamper raises an alert when e is aimed at the agent.
 func (a *Agent) checkTamper(e *event.Event) {
 	var al event.Alert
@@ -114,7 +131,8 @@ func (a *Agent) checkTamper(e *event.Event) {
 			Severity: event.SeverityCritical, MITRE: []string{"T1562.001", "T1055.008"},
 			Message: e.Process.Executable + " " + e.Kernel.ArgName + " on the agent"}
 	case e.Kind == event.KindKernel && e.Kernel.Op == event.KernelBPF && e.Return >= 0 &&
-		slices.Contains(tamperBPF, e.Kernel.ArgName) && !slices.Contains(bpfOwners, e.Process.Executable):
+		slices.Contains(tamperBPF, e.Kernel.ArgName) && !slices.Contains(bpfOwners, e.Process.Executable) &&
+		a.firstBPFChange(e):
 		al = event.Alert{RuleID: "agent-bpf-modified", RuleName: "BPF maps or links changed by another program",
 			Severity: event.SeverityWarning, MITRE: []string{"T1562.001"},
 			Message: e.Process.Executable + " did " + e.Kernel.ArgName + ": it may be changing the agent's maps or detaching its programs"}
