@@ -72,7 +72,11 @@ func printStatus(w io.Writer, st daemon.Status) {
 		if k.Off {
 			kind += " (off)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t\n", kind, k.KernelSent, k.KernelLost, k.KernelFiltered, k.Received, k.QueueDropped, k.Written)
+		written := fmt.Sprint(k.Written)
+		if k.DetectorInput {
+			written = "(detector)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", kind, k.KernelSent, k.KernelLost, k.KernelFiltered, k.Received, k.QueueDropped, written)
 	}
 	tw.Flush()
 	r := st.Rules

@@ -73,6 +73,9 @@ type KindCounts struct {
 	Received       uint64 `json:"received"`
 	QueueDropped   uint64 `json:"queue_dropped"`
 	Written        uint64 `json:"written"` // handed to every sink
+	// DetectorInput: records a detector consumes (syscall sequences, write
+	// samples), never written as events; Received is where they end.
+	DetectorInput bool `json:"detector_input,omitempty"`
 }
 
 // RuleStatus is the detection side of the agent.
@@ -164,8 +167,12 @@ func (a *Agent) Status() Status {
 			KernelFiltered: kc[t].Filtered,
 			Received:       a.received[t].Load(),
 			QueueDropped:   a.dropped[t].Load(),
-			Written:        a.writtenKind[t].Load(), // record types 1-7 are event kinds 1-7
 		})
+		if k := &st.Events[len(st.Events)-1]; t <= sensor.TypeKernel {
+			k.Written = a.writtenKind[t].Load() // record types 1-7 are event kinds 1-7
+		} else {
+			k.DetectorInput = true // syscall sequences, write samples
+		}
 	}
 	return st
 }

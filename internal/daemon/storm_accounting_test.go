@@ -204,7 +204,13 @@ func TestStormCountersAddUp(t *testing.T) {
 		}
 		// Syscall batches and sampled writes are detectors' input (anomaly,
 		// ransomware): received is where they end, not written as events.
-		if k.Kind == "syscalls" || k.Kind == "write" {
+		if k.DetectorInput != (k.Kind == "syscalls" || k.Kind == "write") {
+			t.Errorf("%s: detector input %v", k.Kind, k.DetectorInput)
+		}
+		if k.DetectorInput {
+			if k.Written != 0 {
+				t.Errorf("%s: written %d, but detector input is never written", k.Kind, k.Written)
+			}
 			continue
 		}
 		if k.Received != k.Written+k.QueueDropped {
