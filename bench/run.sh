@@ -18,6 +18,8 @@
 #                costs every syscall of every other program one hash lookup
 #   seq-on       the same, learning the workload itself (bench/loop): every
 #                syscall of it is collected, shipped and learned
+#   no-ransom    `vigil run` with its defaults but the ransomware sensor off
+#                (its open and close hooks): what that sensor costs opens
 #   (SETUPS="none vigil seq-off seq-on" sudo bench/run.sh)
 # Workloads (bench/loop): open = openat+close of /etc/hostname; exec =
 # fork+exec+wait of /bin/true. The agent writes its JSON to a file.
@@ -60,6 +62,7 @@ done
 for f in all default seq-off seq-on; do
 	printf 'ransomware:\n  kill: false\n  kernel_kill: false\nresponse:\n  interfaces: []\nnetdefense:\n  enabled: false\n' >>"$work/$f.yaml"
 done
+printf 'status_socket: %s/status.sock\nransomware:\n  enabled: false\nresponse:\n  interfaces: []\nnetdefense:\n  enabled: false\n' "$work" >"$work/no-ransom.yaml"
 
 start() {
 	case $1 in
@@ -68,9 +71,9 @@ start() {
 		"$work/floor" >"$work/floor.out" 2>&1 &
 		pid=$!
 		for _ in $(seq 100); do grep -q attached "$work/floor.out" && return; sleep 0.05; done ;;
-	vigil | vigil-all | seq-off | seq-on)
+	vigil | vigil-all | seq-off | seq-on | no-ransom)
 		cfg=$work/default.yaml; [ "$1" = vigil-all ] && cfg=$work/all.yaml
-		case $1 in seq-*) cfg=$work/$1.yaml ;; esac
+		case $1 in seq-* | no-ransom) cfg=$work/$1.yaml ;; esac
 		"$work/vigil" run --config "$cfg" --output "$work/events.json" --log-level warn 2>"$work/agent.log" &
 		pid=$!
 		for _ in $(seq 100); do "$work/vigil" status --socket "$work/status.sock" >/dev/null 2>&1 && return; sleep 0.1; done ;;
@@ -79,7 +82,7 @@ start() {
 }
 stop() {
 	case $1 in
-	vigil | vigil-all | seq-*) "$work/vigil" status --socket "$work/status.sock" >"$work/status-$1.txt" ;;
+	vigil | vigil-all | seq-* | no-ransom) "$work/vigil" status --socket "$work/status.sock" >"$work/status-$1.txt" ;;
 	esac
 	if [ -n "$pid" ]; then kill -INT "$pid"; wait "$pid" || true; pid=; fi
 	rm -f "$work/events.json"
