@@ -144,7 +144,6 @@ func grepLines(b []byte, s string) string {
 	return strings.Join(out, "\n")
 }
 
-
 // TestPrintStatusRuleFailures: both per-rule counts print as one line
 // each, sorted by rule id, escaped; none prints nothing.
 func TestPrintStatusRuleFailures(t *testing.T) {
