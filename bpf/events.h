@@ -228,6 +228,7 @@ enum kernel_op {
 	KERNEL_BPF = 11,	/* arg: bpf command */
 	KERNEL_SIGNAL_AGENT = 12, /* kill/tgkill/tkill/pidfd_send_signal aimed at Vigil: arg signal */
 	KERNEL_SIGNAL = 13,	  /* the same aimed at anyone else, when the sensor reports all signals */
+	KERNEL_PIDFD_AGENT = 14,  /* pidfd_open of Vigil's pid by another process: flags; target_pid */
 };
 
 struct kernel_event {

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/vigilsec/vigil/internal/config"
 	"github.com/vigilsec/vigil/internal/daemon"
+	"github.com/vigilsec/vigil/internal/term"
 )
 
 func statusCmd() *cobra.Command {
@@ -82,6 +85,8 @@ func printStatus(w io.Writer, st daemon.Status) {
 	r := st.Rules
 	fmt.Fprintf(w, "\nrules: %d loaded, %d enabled; alerts raised %d, written %d, dropped %d; reloads %d, failed %d\n",
 		r.Loaded, r.Enabled, r.AlertsRaised, r.AlertsWritten, r.AlertsDropped, r.Reloads, r.ReloadFailures)
+	printRuleCounts(w, "rule evaluation errors (the rule did not match)", r.EvalErrors)
+	printRuleCounts(w, "rule evaluations stopped at the cost limit (the rule did not match)", r.CostExceeded)
 	if n := st.Network; n != nil {
 		if n.Attached {
 			fmt.Fprintf(w, "network enforcement attached; ingress %v", n.XDP)
@@ -114,4 +119,21 @@ func printStatus(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, "kernel counters unavailable: %s\n", st.KernelError)
 	}
 	printKernel(w, st.Kernel)
+}
+
+// printRuleCounts writes one line of per-rule counts, by rule id, or
+// nothing when there are none.
+func printRuleCounts(w io.Writer, what string, counts map[string]uint64) {
+	if len(counts) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s:", what)
+	for i, id := range slices.Sorted(maps.Keys(counts)) {
+		sep := ","
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(w, "%s %s %d", sep, term.Safe(id), counts[id])
+	}
+	fmt.Fprintln(w)
 }

@@ -93,6 +93,11 @@ func TestTamperingRaisesAlerts(t *testing.T) {
 libc = ctypes.CDLL(None, use_errno=True)
 if libc.ptrace(0x4206, %d, None, None) != 0:
     sys.exit("PTRACE_SEIZE: errno %%d" %% ctypes.get_errno())`, pid))
+	// pidfd_open: of itself (no alert), then of the agent, as a thief of
+	// its descriptors with pidfd_getfd would start.
+	run("python3", "-c", fmt.Sprintf(`import os
+os.close(os.pidfd_open(os.getpid()))
+os.close(os.pidfd_open(%d))`, pid))
 	// A write into one of the agent's maps: mark a task name in its comm
 	// filter, which changes nothing while the filter is off.
 	mapID := agentMap(t, pid, "vigil_comms")
@@ -107,6 +112,7 @@ if libc.ptrace(0x4206, %d, None, None) != 0:
 		"agent-ptraced":        "PTRACE_SEIZE",
 		"agent-bpf-modified":   "BPF_MAP_UPDATE_ELEM",
 		"agent-files-modified": "zz-tamper.yaml",
+		"agent-pidfd-opened":   "python3",
 	}
 	waitAlerts(t, output, want, &stderr)
 	waitAlerts(t, output, map[string]string{"agent-files-modified": "vigil.yaml", "agent-signalled": "SIG0"}, &stderr)
@@ -121,6 +127,10 @@ if libc.ptrace(0x4206, %d, None, None) != 0:
 	exited = true
 	if got := alertMessages(t, output)["agent-signalled"]; !strings.Contains(strings.Join(got, "\n"), "SIGTERM") {
 		t.Errorf("no agent-signalled alert for SIGTERM in the output; agent-signalled alerts: %q", got)
+	}
+	// One pidfd_open was of the agent, the other of python itself.
+	if got := alertMessages(t, output)["agent-pidfd-opened"]; len(got) != 1 {
+		t.Errorf("agent-pidfd-opened alerts: %q, want the one for the agent's pid", got)
 	}
 }
 

@@ -52,6 +52,9 @@ type Agent struct {
 	queue  chan *event.Event
 	alerts chan *event.Event // written before queued events
 	rules  atomic.Pointer[rules.Set]
+	// ruleFailures keeps the evaluation errors and cost-limit stops of the
+	// rule sets that reloads replaced, so the counts never go back.
+	ruleFailures ruleFailures
 	// fileSensor is kept to add the rules' watches to its interest set.
 	fileSensor *file.Sensor
 	learned    *learned     // nil unless anomaly detection is on

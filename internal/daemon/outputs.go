@@ -185,6 +185,7 @@ func (a *Agent) metricsSnapshot() metrics.Snapshot {
 	s := metrics.Snapshot{DecodeErrors: st.DecodeErrors, SinkErrors: st.SinkErrors,
 		AlertsRaised: st.Rules.AlertsRaised, AlertsDropped: st.Rules.AlertsDropped,
 		RuleHits: map[string]uint64{}, Sinks: a.sinkStats(),
+		RuleEvalErrors: st.Rules.EvalErrors, RuleCostExceeded: st.Rules.CostExceeded,
 		Queue:      metrics.Level{Used: st.Queue.Used, Capacity: st.Queue.Capacity},
 		RingBuffer: metrics.Level{Used: st.RingBuffer.Used, Capacity: st.RingBuffer.Capacity},
 		Processes:  st.ProcessCache.Entries()}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -65,7 +66,7 @@ func (a *Agent) Reload() error {
 	if err := a.watchRuleNeeds(set); err != nil {
 		a.log.Warn("file watches for the new rules incomplete", "err", err)
 	}
-	a.rules.Store(set)
+	a.ruleFailures.keep(a.rules.Swap(set))
 	// Sensors set to auto follow the kinds the new rules are on.
 	if err := a.applyFilters(set); err != nil {
 		a.log.Warn("kernel filters for the new rules not set", "err", err)
@@ -152,4 +153,44 @@ func (a *Agent) watchRuleDirs(ctx context.Context) {
 			a.Reload()
 		}
 	}
+}
+
+// ruleFailures adds up rules.Set's per-rule failure counts over reloads: a
+// Set counts from its load, and Reload replaces it.
+type ruleFailures struct {
+	mu                       sync.Mutex
+	evalErrors, costExceeded map[string]uint64 // of the replaced sets
+}
+
+// keep adds the counts of a set that was replaced. Evaluations still running
+// on it when it was swapped out may be missed.
+func (f *ruleFailures) keep(old *rules.Set) {
+	if old == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.evalErrors = addCounts(f.evalErrors, old.EvalErrors())
+	f.costExceeded = addCounts(f.costExceeded, old.CostExceeded())
+}
+
+// get is the counts of the replaced sets plus those of cur; nil when none.
+func (f *ruleFailures) get(cur *rules.Set) (evalErrors, costExceeded map[string]uint64) {
+	f.mu.Lock()
+	evalErrors, costExceeded = addCounts(nil, f.evalErrors), addCounts(nil, f.costExceeded)
+	f.mu.Unlock()
+	if cur != nil {
+		evalErrors, costExceeded = addCounts(evalErrors, cur.EvalErrors()), addCounts(costExceeded, cur.CostExceeded())
+	}
+	return evalErrors, costExceeded
+}
+
+func addCounts(to, from map[string]uint64) map[string]uint64 {
+	for k, n := range from {
+		if to == nil {
+			to = map[string]uint64{}
+		}
+		to[k] += n
+	}
+	return to
 }

@@ -87,6 +87,13 @@ type RuleStatus struct {
 	AlertsWritten  uint64 `json:"alerts_written"` // raised = written + dropped + queued
 	Reloads        uint64 `json:"reloads"`
 	ReloadFailures uint64 `json:"reload_failures"`
+	// EvalErrors counts, by rule id, the evaluations that failed (an index
+	// out of range, say): the rule did not match. CostExceeded counts the
+	// evaluations stopped by the runtime cost limit, which did not match
+	// either. Both are since the agent started, over reloads; rules with
+	// none are left out.
+	EvalErrors   map[string]uint64 `json:"eval_errors,omitempty"`
+	CostExceeded map[string]uint64 `json:"cost_exceeded,omitempty"`
 }
 
 // NetworkStatus says whether network enforcement is attached, and where.
@@ -139,6 +146,7 @@ func (a *Agent) Status() Status {
 	st.Rules = RuleStatus{AlertsRaised: a.alertsRaised.Load(), AlertsDropped: a.alertsDropped.Load(),
 		AlertsWritten: a.writtenKind[event.KindAlert].Load(),
 		Reloads:       a.reloads.Load(), ReloadFailures: a.reloadFailures.Load()}
+	st.Rules.EvalErrors, st.Rules.CostExceeded = a.ruleFailures.get(a.rules.Load())
 	if set := a.rules.Load(); set != nil {
 		for _, r := range set.Rules() {
 			st.Rules.Loaded++

@@ -19,6 +19,8 @@ import (
 //	agent-files-modified    a change to its configuration, rules or store by another process
 //	agent-bpf-modified      bpf() commands that change or detach BPF objects, by
 //	                        another process that is not a known BPF program (see below)
+//	agent-pidfd-opened      pidfd_open of the agent by a process other than its parent:
+//	                        the first step of taking its descriptors with pidfd_getfd
 //
 // The kernel never reports the agent's own actions (vigil_tgid), so whatever
 // arrives here was done by someone else.
@@ -141,6 +143,15 @@ func (a *Agent) checkTamper(e *event.Event) {
 		al = event.Alert{RuleID: "agent-files-modified", RuleName: "Vigil's configuration, rules or store changed",
 			Severity: event.SeverityWarning, MITRE: []string{"T1562.001"},
 			Message: e.Process.Executable + " " + string(e.File.Op) + " " + e.File.Path}
+	case e.Kind == event.KindKernel && e.Kernel.Op == event.KernelPidfdAgent && e.Process.PID != uint32(os.Getppid()):
+		// The parent (systemd, which tracks its services by pidfd, or a
+		// shell) may hold one; anyone else has little reason to.
+		al = event.Alert{RuleID: "agent-pidfd-opened", RuleName: "Process opened a pidfd for the Vigil agent",
+			Severity: event.SeverityWarning, MITRE: []string{"T1562.001"},
+			Message: e.Process.Executable + " opened a pidfd for the agent: with ptrace rights, pidfd_getfd takes its descriptors"}
+		if e.Return < 0 {
+			al.Severity = event.SeverityNotice
+		}
 	default:
 		return
 	}

@@ -28,7 +28,7 @@ func (e *Event) kindDoc(d *Document) {
 			d.Event.Category, d.Event.Type = []string{"configuration"}, []string{"change"}
 		case KernelModuleLoad:
 			d.Event.Category, d.Event.Type = []string{"driver"}, []string{"start"}
-		case KernelPtrace, KernelSignalAgent:
+		case KernelPtrace, KernelSignalAgent, KernelPidfdAgent:
 			d.Event.Category, d.Event.Type = []string{"process"}, []string{"access"}
 		default:
 			d.Event.Category, d.Event.Type = []string{"process"}, []string{"change"}

@@ -141,7 +141,8 @@ const (
 	KernelExecveat    KernelOp = "execveat"
 	KernelBPF         KernelOp = "bpf"
 	KernelSignalAgent KernelOp = "signal_agent"
-	KernelSignal      KernelOp = "signal" // a signal to another process (kernel sensor with SignalsAll)
+	KernelSignal      KernelOp = "signal"      // a signal to another process (kernel sensor with SignalsAll)
+	KernelPidfdAgent  KernelOp = "pidfd_agent" // pidfd_open of the agent's pid by another process
 )
 
 // Kernel is an operation on namespaces, mounts, modules, tracing or the

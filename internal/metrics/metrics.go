@@ -25,12 +25,16 @@ type Snapshot struct {
 	AlertsRaised  uint64
 	AlertsDropped uint64 // the alert queue was full
 	RuleHits      map[string]uint64
-	Sinks         []sink.Stats
-	Queue         Level // between the ring reader and the sinks
-	RingBuffer    Level // bytes
-	Processes     int   // entries in the process cache
-	Sensors       []Sensor
-	NetDefence    *NetDefence // nil when network defence is off
+	// RuleEvalErrors and RuleCostExceeded count, by rule id, evaluations
+	// that failed and evaluations stopped by the runtime cost limit.
+	RuleEvalErrors   map[string]uint64
+	RuleCostExceeded map[string]uint64
+	Sinks            []sink.Stats
+	Queue            Level // between the ring reader and the sinks
+	RingBuffer       Level // bytes
+	Processes        int   // entries in the process cache
+	Sensors          []Sensor
+	NetDefence       *NetDefence // nil when network defence is off
 }
 
 // NetDefence is network defence's counters and the last poll's traffic.
@@ -100,6 +104,7 @@ type collector struct {
 
 	kernelSent, kernelLost, kernelFiltered, received, queueDropped        desc
 	decodeErrors, sinkErrors, alertsRaised, alertsDropped, ruleHits       desc
+	ruleEvalErrors, ruleCostExceeded                                      desc
 	sinkQueued, sinkCapacity, sinkWritten, sinkDropped, sinkFailures      desc
 	queueUsed, queueCapacity, ringUsed, ringCapacity, processes, sensorUp desc
 	ndDropped, ndRefused, ndFloodBlocks, ndPayloadMatches, ndNoticesLost  desc
@@ -122,17 +127,20 @@ func newCollector(snapshot func() Snapshot) *collector {
 		alertsRaised:   d("alerts_raised_total", "Alerts raised by the rules."),
 		alertsDropped:  d("alerts_dropped_total", "Alerts dropped because the alert queue was full."),
 		ruleHits:       d("rule_hits_total", "Alerts raised, by rule.", "rule"),
-		sinkQueued:     d("sink_queue_depth", "Items waiting in a sink's own queue.", "sink"),
-		sinkCapacity:   d("sink_queue_capacity", "Bound of a sink's own queue.", "sink"),
-		sinkWritten:    d("sink_written_total", "Items a sink delivered.", "sink"),
-		sinkDropped:    d("sink_dropped_total", "Items a sink dropped because its queue was full.", "sink"),
-		sinkFailures:   d("sink_failures_total", "Items a sink failed to deliver.", "sink"),
-		queueUsed:      d("queue_depth", "Events waiting between the ring buffer reader and the sinks."),
-		queueCapacity:  d("queue_capacity", "Bound of the queue between the ring buffer reader and the sinks."),
-		ringUsed:       d("ring_buffer_used_bytes", "Bytes waiting in the ring buffer."),
-		ringCapacity:   d("ring_buffer_size_bytes", "Size of the ring buffer."),
-		processes:      d("process_cache_entries", "Processes in the process cache."),
-		sensorUp:       d("sensor_up", "1 when a sensor is attached, 0 when it failed to load.", "sensor"),
+		ruleEvalErrors: d("rule_eval_errors_total", "Rule evaluations that failed (the rule did not match), by rule.", "rule"),
+		ruleCostExceeded: d("rule_cost_exceeded_total",
+			"Rule evaluations stopped by the runtime cost limit (the rule did not match), by rule.", "rule"),
+		sinkQueued:    d("sink_queue_depth", "Items waiting in a sink's own queue.", "sink"),
+		sinkCapacity:  d("sink_queue_capacity", "Bound of a sink's own queue.", "sink"),
+		sinkWritten:   d("sink_written_total", "Items a sink delivered.", "sink"),
+		sinkDropped:   d("sink_dropped_total", "Items a sink dropped because its queue was full.", "sink"),
+		sinkFailures:  d("sink_failures_total", "Items a sink failed to deliver.", "sink"),
+		queueUsed:     d("queue_depth", "Events waiting between the ring buffer reader and the sinks."),
+		queueCapacity: d("queue_capacity", "Bound of the queue between the ring buffer reader and the sinks."),
+		ringUsed:      d("ring_buffer_used_bytes", "Bytes waiting in the ring buffer."),
+		ringCapacity:  d("ring_buffer_size_bytes", "Size of the ring buffer."),
+		processes:     d("process_cache_entries", "Processes in the process cache."),
+		sensorUp:      d("sensor_up", "1 when a sensor is attached, 0 when it failed to load.", "sensor"),
 
 		ndDropped:        d("netdefense_packets_dropped_total", "Packets network defence dropped in the kernel, by reason (intel_ingress, intel_egress, payload).", "reason"),
 		ndRefused:        d("netdefense_connects_refused_total", "Connects to listed addresses the cgroup hook refused."),
@@ -149,6 +157,7 @@ func newCollector(snapshot func() Snapshot) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []desc{c.kernelSent, c.kernelLost, c.kernelFiltered, c.received, c.queueDropped,
 		c.decodeErrors, c.sinkErrors, c.alertsRaised, c.alertsDropped, c.ruleHits,
+		c.ruleEvalErrors, c.ruleCostExceeded,
 		c.sinkQueued, c.sinkCapacity, c.sinkWritten, c.sinkDropped, c.sinkFailures,
 		c.queueUsed, c.queueCapacity, c.ringUsed, c.ringCapacity, c.processes, c.sensorUp,
 		c.ndDropped, c.ndRefused, c.ndFloodBlocks, c.ndPayloadMatches, c.ndNoticesLost,
@@ -178,6 +187,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.alertsDropped, s.AlertsDropped)
 	for rule, n := range s.RuleHits {
 		counter(c.ruleHits, n, rule)
+	}
+	for rule, n := range s.RuleEvalErrors {
+		counter(c.ruleEvalErrors, n, rule)
+	}
+	for rule, n := range s.RuleCostExceeded {
+		counter(c.ruleCostExceeded, n, rule)
 	}
 	for _, st := range s.Sinks {
 		gauge(c.sinkQueued, float64(st.Queued), st.Name)

@@ -17,10 +17,12 @@ import (
 func TestExposition(t *testing.T) {
 	m := New(func() Snapshot {
 		return Snapshot{
-			Kinds:    []Kind{{Name: "exec", KernelSent: 10, KernelLost: 2, Received: 8, QueueDropped: 1}},
-			RuleHits: map[string]uint64{"exec-from-writable-dir": 3},
-			Sinks:    []sink.Stats{{Name: "store", Queued: 5, Capacity: 8192, Dropped: 7, Failures: 1}},
-			Sensors:  []Sensor{{Name: "process", Up: true}, {Name: "net", Up: false}},
+			Kinds:            []Kind{{Name: "exec", KernelSent: 10, KernelLost: 2, Received: 8, QueueDropped: 1}},
+			RuleHits:         map[string]uint64{"exec-from-writable-dir": 3},
+			RuleEvalErrors:   map[string]uint64{"bad-index": 4},
+			RuleCostExceeded: map[string]uint64{"scan": 5, "scan2": 1},
+			Sinks:            []sink.Stats{{Name: "store", Queued: 5, Capacity: 8192, Dropped: 7, Failures: 1}},
+			Sensors:          []Sensor{{Name: "process", Up: true}, {Name: "net", Up: false}},
 			NetDefence: &NetDefence{IntelDropsIn: 4, PayloadDrops: 2, FloodBlocks: 1, PayloadMatches: 6, NoticesLost: 9,
 				Blocked: 3, Sources: 12, PPS: 1500, BitsPS: 12e6},
 		}
@@ -39,6 +41,9 @@ func TestExposition(t *testing.T) {
 		`vigil_kernel_events_lost_total{kind="exec"} 2`,
 		`vigil_events_dropped_total{kind="exec"} 1`,
 		`vigil_rule_hits_total{rule="exec-from-writable-dir"} 3`,
+		`vigil_rule_eval_errors_total{rule="bad-index"} 4`,
+		`vigil_rule_cost_exceeded_total{rule="scan"} 5`,
+		`vigil_rule_cost_exceeded_total{rule="scan2"} 1`,
 		`vigil_sink_queue_depth{sink="store"} 5`,
 		`vigil_sink_failures_total{sink="store"} 1`,
 		`vigil_sink_dropped_total{sink="store"} 7`,

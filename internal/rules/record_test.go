@@ -158,3 +158,52 @@ func TestReplay(t *testing.T) {
 		t.Errorf("replayed alerts (-want +got):\n%s", diff)
 	}
 }
+
+// TestRecordHostileBytes: strings a process controls (its name, path,
+// arguments, a file's path, a DNS name) come back byte for byte, NUL and
+// bytes that are not UTF-8 included, a 4 KiB path and 10,000 arguments
+// too, each record on one line.
+func TestRecordHostileBytes(t *testing.T) {
+	hostile := []string{
+		"evil\x1b]0;pwned\x07\r\nFAKE ROW",
+		"nul\x00inside\x00",
+		"\xff\xfe not UTF-8 \xc3",
+		"<script>alert(1)</script>",
+		"\u202egnp.exe\u200b",
+		"\\x41 backslash",
+		"\x7f\u0085\u009b",
+		"",
+	}
+	long := "/" + strings.Repeat("d/", 2047) + "\x00\xff"
+	args := make([]string, 0, 10_000+len(hostile))
+	args = append(args, hostile...)
+	for i := range 10_000 {
+		args = append(args, hostile[i%len(hostile)])
+	}
+	var events []*event.Event
+	for _, h := range hostile {
+		events = append(events,
+			&event.Event{Kind: event.KindExec, Exec: &event.Exec{},
+				Process: event.Process{PID: 7, Name: h, Executable: long + h, Args: args}},
+			&event.Event{Kind: event.KindFile, Process: event.Process{Name: h},
+				File: &event.File{Op: event.FileOpen, Path: long + h, RawPath: h, TargetPath: h}},
+			&event.Event{Kind: event.KindNet, Net: &event.Net{DNS: &event.DNSQuestion{Name: h, Type: "A"}}},
+		)
+	}
+	var buf bytes.Buffer
+	for _, e := range events {
+		if err := WriteRecord(&buf, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if lines := strings.Count(buf.String(), "\n"); lines != len(events) {
+		t.Fatalf("%d lines for %d events", lines, len(events))
+	}
+	var got []*event.Event
+	if err := ReadRecords(&buf, func(e *event.Event) error { got = append(got, e); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(events, got, cmpopts.EquateComparable(netip.AddrPort{})); diff != "" {
+		t.Errorf("round trip (-want +got):\n%.4000s", diff)
+	}
+}

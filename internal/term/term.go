@@ -59,11 +59,17 @@ func isPlain(s string) bool {
 	return true
 }
 
-// Cut shortens s to at most n runes, marking the cut with "…".
+// Cut shortens s to at most n runes, marking the cut with "…". A byte that
+// is not UTF-8 counts as one rune and is kept as it is, for Safe to show as
+// \xNN (a conversion to []rune would turn it into U+FFFD).
 func Cut(s string, n int) string {
 	if n <= 0 || utf8.RuneCountInString(s) <= n {
 		return s
 	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
+	i := 0
+	for range n - 1 {
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	return s[:i] + "…"
 }

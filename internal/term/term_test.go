@@ -49,4 +49,12 @@ func TestCut(t *testing.T) {
 	if got := Cut("日本語", 3); got != "日本語" {
 		t.Errorf("Cut = %q", got)
 	}
+	// Bytes that are not UTF-8 are kept, each one rune, so that Safe shows
+	// them as \xNN whether or not the string was cut.
+	if got := Cut("a\xff\x9b日b\xfe", 5); got != "a\xff\x9b日…" {
+		t.Errorf("Cut = %q", got)
+	}
+	if got := Safe(Cut("\xffxyz", 3)); got != `\xffx…` {
+		t.Errorf("Safe(Cut) = %q", got)
+	}
 }

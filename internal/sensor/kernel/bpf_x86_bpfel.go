@@ -59,6 +59,7 @@ const (
 	bpfKernelOpKERNEL_BPF          bpfKernelOp = 11
 	bpfKernelOpKERNEL_SIGNAL_AGENT bpfKernelOp = 12
 	bpfKernelOpKERNEL_SIGNAL       bpfKernelOp = 13
+	bpfKernelOpKERNEL_PIDFD_AGENT  bpfKernelOp = 14
 )
 
 type bpfKindFilter struct {
@@ -125,6 +126,7 @@ const (
 	bpfProgVigilKill        = "vigil_kill"
 	bpfProgVigilMemfd       = "vigil_memfd"
 	bpfProgVigilMount       = "vigil_mount"
+	bpfProgVigilPidfdOpn    = "vigil_pidfd_opn"
 	bpfProgVigilPidfdSig    = "vigil_pidfd_sig"
 	bpfProgVigilPivot       = "vigil_pivot"
 	bpfProgVigilPtrace      = "vigil_ptrace"
@@ -196,6 +198,7 @@ type bpfProgramSpecs struct {
 	VigilKill     *ebpf.ProgramSpec `ebpf:"vigil_kill"`
 	VigilMemfd    *ebpf.ProgramSpec `ebpf:"vigil_memfd"`
 	VigilMount    *ebpf.ProgramSpec `ebpf:"vigil_mount"`
+	VigilPidfdOpn *ebpf.ProgramSpec `ebpf:"vigil_pidfd_opn"`
 	VigilPidfdSig *ebpf.ProgramSpec `ebpf:"vigil_pidfd_sig"`
 	VigilPivot    *ebpf.ProgramSpec `ebpf:"vigil_pivot"`
 	VigilPtrace   *ebpf.ProgramSpec `ebpf:"vigil_ptrace"`
@@ -309,6 +312,7 @@ type bpfPrograms struct {
 	VigilKill     *ebpf.Program `ebpf:"vigil_kill"`
 	VigilMemfd    *ebpf.Program `ebpf:"vigil_memfd"`
 	VigilMount    *ebpf.Program `ebpf:"vigil_mount"`
+	VigilPidfdOpn *ebpf.Program `ebpf:"vigil_pidfd_opn"`
 	VigilPidfdSig *ebpf.Program `ebpf:"vigil_pidfd_sig"`
 	VigilPivot    *ebpf.Program `ebpf:"vigil_pivot"`
 	VigilPtrace   *ebpf.Program `ebpf:"vigil_ptrace"`
@@ -332,6 +336,7 @@ func (p *bpfPrograms) Close() error {
 		p.VigilKill,
 		p.VigilMemfd,
 		p.VigilMount,
+		p.VigilPidfdOpn,
 		p.VigilPidfdSig,
 		p.VigilPivot,
 		p.VigilPtrace,

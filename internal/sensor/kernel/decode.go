@@ -28,6 +28,7 @@ const atFDCWD = -100
 //     joined with Name when Name is empty or relative. Reported before the
 //     exec happens, so Return is always 0. Arg is the fd.
 //   - signal_agent: Arg is the signal (0 for kill -0), TargetPID the agent.
+//   - pidfd_agent: pidfd_open of the agent; Flags (PIDFD_*), TargetPID the agent.
 //   - signal (only with Config.SignalsAll): a signal to any other process.
 //     Arg is the signal, TargetPID the first argument as the caller passed
 //     it (for kill(2), 0 and negative values name process groups: read it as
@@ -92,6 +93,8 @@ func Decode(rec []byte, clk sensor.Clock, e *event.Event) error {
 		k.Op, k.ArgName = event.KernelSignalAgent, event.SignalName(int(raw.Arg))
 	case bpfKernelOpKERNEL_SIGNAL:
 		k.Op, k.ArgName = event.KernelSignal, event.SignalName(int(raw.Arg))
+	case bpfKernelOpKERNEL_PIDFD_AGENT:
+		k.Op, k.FlagNames = event.KernelPidfdAgent, flagNames(raw.Flags, pidfdFlags)
 	default:
 		return fmt.Errorf("kernel record: unknown op %d", raw.Op)
 	}

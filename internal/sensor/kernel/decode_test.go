@@ -206,6 +206,12 @@ func TestDecode(t *testing.T) {
 			want: event.Kernel{Op: event.KernelSignalAgent, Arg: 9, ArgName: "SIGKILL", TargetPID: 1234},
 		},
 		{
+			name: "pidfd_open of the agent",
+			in:   fixture{op: bpfKernelOpKERNEL_PIDFD_AGENT, ret: 3, flags: 0x800 | 0x80, target: 1234},
+			ret:  3,
+			want: event.Kernel{Op: event.KernelPidfdAgent, Flags: 0x880, FlagNames: []string{"PIDFD_NONBLOCK", "PIDFD_THREAD"}, TargetPID: 1234},
+		},
+		{
 			name: "signal 0 to the agent",
 			in:   fixture{op: bpfKernelOpKERNEL_SIGNAL_AGENT, ret: -1, target: 1234},
 			ret:  -1,

@@ -17,6 +17,7 @@ func FuzzDecode(f *testing.F) {
 		{op: bpfKernelOpKERNEL_SETNS, arg: unix.CLONE_NEWNET, s1: str("net:[4026532281]")},
 		{op: bpfKernelOpKERNEL_MOUNT, s1: str("/dev/sda1\x1b[2J"), s2: components("mnt", "x\n"), s3: str("ext4\xff")},
 		{op: bpfKernelOpKERNEL_SIGNAL_AGENT, arg: 9, target: 1234},
+		{op: bpfKernelOpKERNEL_PIDFD_AGENT, flags: 0x800, target: 1234},
 		{op: bpfKernelOpKERNEL_BPF, arg: 5},
 		{op: 200, ret: -1},
 	} {

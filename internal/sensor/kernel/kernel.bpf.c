@@ -483,3 +483,26 @@ int vigil_pidfd_sig(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	return signal_report(ctx->ret, agent, tgid, ARG2(r));
 }
+
+/* pidfd_open(pid, flags) of the agent by another process (the agent's own
+ * calls are never reported): the first step to taking its descriptors with
+ * pidfd_getfd (which also takes ptrace rights over it), or to signalling it
+ * through the descriptor. Reported at exit, with the result. */
+SEC("tracepoint/syscalls/sys_exit_pidfd_open")
+int vigil_pidfd_opn(struct trace_event_raw_sys_exit *ctx)
+{
+	if (!kind_on(EVENT_KERNEL) || vigil_tgid == 0)
+		return 0;
+	struct pt_regs *r = regs();
+	__s32 pid = ARG1(r);
+	if (!is_agent(pid))
+		return 0;
+	struct scratch *s;
+	struct kernel_event *e = kev_begin(&s, KERNEL_PIDFD_AGENT, ctx->ret);
+	if (!e)
+		return 0;
+	e->flags = ARG2(r);
+	e->target_pid = pid;
+	kev_send(e, KERNEL_DATA_OFF);
+	return 0;
+}

@@ -113,6 +113,12 @@ var memfdFlags = []flag{
 	{unix.MFD_EXEC, "MFD_EXEC"},
 }
 
+// pidfd_open flags: PIDFD_NONBLOCK is O_NONBLOCK, PIDFD_THREAD O_EXCL.
+var pidfdFlags = []flag{
+	{unix.O_NONBLOCK, "PIDFD_NONBLOCK"},
+	{unix.O_EXCL, "PIDFD_THREAD"},
+}
+
 var execveatFlags = []flag{
 	{unix.AT_EMPTY_PATH, "AT_EMPTY_PATH"},
 	{unix.AT_SYMLINK_NOFOLLOW, "AT_SYMLINK_NOFOLLOW"},

@@ -56,6 +56,7 @@ var Hooks = []string{
 	"tracepoint/syscalls/sys_exit_kill",
 	"tracepoint/syscalls/sys_exit_memfd_create",
 	"tracepoint/syscalls/sys_exit_mount",
+	"tracepoint/syscalls/sys_exit_pidfd_open",
 	"tracepoint/syscalls/sys_exit_pidfd_send_signal",
 	"tracepoint/syscalls/sys_exit_pivot_root",
 	"tracepoint/syscalls/sys_exit_ptrace",
