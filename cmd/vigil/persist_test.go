@@ -143,7 +143,7 @@ response:
 			t.Fatal(err)
 		}
 		waitFor(t, "agent start", stderr, "process cache filled")
-		if out := cli("status"); !strings.Contains(out, "network enforcement attached; XDP map["+hostIf+":") {
+		if out := cli("status"); !strings.Contains(out, "network enforcement attached; ingress map["+hostIf+":") {
 			t.Fatalf("status does not say network enforcement is attached on %s:\n%s", hostIf, out)
 		}
 	}
