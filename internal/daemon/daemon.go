@@ -67,6 +67,7 @@ type Agent struct {
 	kernel     kernelcap.Report // what this kernel offers; the mechanism per job
 	netdef     *netdef.Defender // nil when network defence is off (netdef.go)
 	payload    payloadRules     // payload rules (netdef.go)
+	reloadMu   sync.Mutex       // one Reload at a time
 	started    time.Time
 	ready      chan struct{} // closed once Run reads the ring
 

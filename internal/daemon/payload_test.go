@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,6 +34,24 @@ const labPayloadRules = `rules:
     payload: {hex: "56 49 47 49 4c 2d 44 52 4f 50", protocol: udp}
     response: deny
 `
+
+// lockedLog is an agent's log, read by the test.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
 
 // peerSend sends data from the namespace to addr over tcp or udp with
 // bash's /dev/tcp and /dev/udp; it reports whether the send worked.
@@ -68,7 +87,8 @@ func TestPayloadRulesThroughTheAgent(t *testing.T) {
 	cfg.NetDefense.Poll = config.Duration(200 * time.Millisecond)
 	t.Cleanup(func() { os.RemoveAll(cfg.Response.PinDir) })
 	col := newCollector(0) // packets have no process
-	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), col)
+	var logs lockedLog
+	a, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)), col)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +97,14 @@ func TestPayloadRulesThroughTheAgent(t *testing.T) {
 	go func() { done <- a.Run(ctx) }()
 	defer func() { cancel(); <-done; a.Close() }()
 	<-a.Ready()
+	t.Cleanup(func() {
+		if t.Failed() {
+			if st := a.Status(); st.Network != nil && st.Network.Defence != nil {
+				t.Logf("network defence: %+v", *st.Network.Defence)
+			}
+			t.Logf("agent log:\n%s", logs.String())
+		}
+	})
 
 	l, err := net.Listen("tcp", n.HostIP.String()+":0")
 	if err != nil {

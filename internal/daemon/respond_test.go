@@ -26,7 +26,9 @@ import (
 // the host's interfaces.
 func testResponse(dir string) config.Response {
 	r := config.DefaultResponse()
-	r.PinDir = "/sys/fs/bpf/vigil-test-" + filepath.Base(dir)
+	// Unique per test: t.TempDir's base is 001 in every test, and a pin
+	// directory shared by the package's tests shares their maps.
+	r.PinDir = "/sys/fs/bpf/vigil-test-" + filepath.Base(filepath.Dir(dir)) + "-" + filepath.Base(dir)
 	r.Interfaces = nil
 	return r
 }

@@ -43,6 +43,10 @@ func (a *Agent) loadRules() (*rules.Set, error) {
 // Reload reads the rules again. A rule set with any error is refused whole:
 // the running rules stay, and the error says which file, line and column.
 func (a *Agent) Reload() error {
+	// One at a time: SIGHUP, the directory watcher and callers may ask at
+	// once, and a refused reload restores the rule set the agent runs.
+	a.reloadMu.Lock()
+	defer a.reloadMu.Unlock()
 	set, err := a.loadRules()
 	if err != nil {
 		a.reloadFailures.Add(1)

@@ -23,11 +23,12 @@ func TestXDPModes(t *testing.T) {
 	for _, mode := range []string{"native", "generic", "tcx", ""} {
 		t.Run("mode="+mode, func(t *testing.T) {
 			dir := "/sys/fs/bpf/vigil-test-mode-" + randHex(4)
+			t.Cleanup(func() { os.RemoveAll(dir) }) // also when Open fails after pinning
 			g, err := Open(Config{PinDir: dir, Interfaces: []string{n.HostIf}, XDPMode: mode})
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer func() { g.Remove(); os.RemoveAll(dir) }()
+			defer g.Remove()
 			want := mode
 			if mode == "" {
 				want = "tcx" // auto, on a veth
