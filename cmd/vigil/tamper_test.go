@@ -92,7 +92,7 @@ func TestTamperingRaisesAlerts(t *testing.T) {
 	}()
 	waitFor(t, "agent start", &stderr, "process cache filled")
 	pid := agent.Process.Pid
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(limit(10 * time.Second)); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if _, err := os.Stat(sock); err == nil {
 			break
 		}
@@ -216,7 +216,7 @@ func alertMessages(t *testing.T, output string) map[string][]string {
 
 func waitAlerts(t *testing.T, output string, want map[string]string, stderr *lockedBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(limit(15 * time.Second))
 	for {
 		got := alertMessages(t, output)
 		missing := []string{}
@@ -229,7 +229,7 @@ func waitAlerts(t *testing.T, output string, want map[string]string, stderr *loc
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no alert %v after 15s; alerts: %q\nagent log:\n%s", missing, got, stderr.String())
+			t.Fatalf("no alert %v after %v; alerts: %q\nagent log:\n%s", missing, limit(15*time.Second), got, stderr.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
