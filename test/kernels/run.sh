@@ -252,6 +252,10 @@ build_root() {
 		expected=$((expected + 1))
 	done
 
+	# The guides the tests run (cmd/vigil's TestRuleWritingExamples reads
+	# ../../docs from its package directory, and runs commands from /src).
+	cp -a "$repo/docs" "$root/src/"
+
 	log "copying the programs the tests run"
 	for t in "${guest_tools[@]}"; do
 		cmd=${t%%:*}
