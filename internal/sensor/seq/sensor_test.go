@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +30,11 @@ func TestMain(m *testing.M) {
 }
 
 func child() {
+	// The test reads the main thread's sequence. Unlocked, the goroutine
+	// moves to another thread when sysmon hands the P off during a slow
+	// syscall (under qemu's emulation a getppid can be one); the likely
+	// cause of the 6.1 guest's main thread once having 199 pairs of 200.
+	runtime.LockOSThread()
 	os.Stdout.WriteString("ready\n")
 	var b [1]byte
 	os.Stdin.Read(b[:])
@@ -177,12 +183,15 @@ func TestSequenceOfASelectedProgram(t *testing.T) {
 	})
 	// The main thread's numbers, in order: 200 getppid/getuid pairs inside.
 	var seq []uint16
+	others := map[uint32][]uint16{} // other threads' numbers, for the failure message
 	for _, b := range bs {
 		if b.Profile != 7 {
 			t.Errorf("batch with profile %d, want 7", b.Profile)
 		}
 		if b.TID == pid {
 			seq = append(seq, b.Nr...)
+		} else {
+			others[b.TID] = append(others[b.TID], b.Nr...)
 		}
 	}
 	pairs := 0
@@ -192,7 +201,15 @@ func TestSequenceOfASelectedProgram(t *testing.T) {
 		}
 	}
 	if pairs < 200 {
-		t.Errorf("%d getppid,getuid pairs in the main thread's %d syscalls, want 200", pairs, len(seq))
+		elsewhere := map[uint32]int{}
+		for tid, nrs := range others {
+			for i := 0; i+1 < len(nrs); i++ {
+				if nrs[i] == syscall.SYS_GETPPID && nrs[i+1] == syscall.SYS_GETUID {
+					elsewhere[tid]++
+				}
+			}
+		}
+		t.Errorf("%d getppid,getuid pairs in the main thread's %d syscalls, want 200; pairs in other threads: %v", pairs, len(seq), elsewhere)
 	}
 	if last := seq[len(seq)-1]; last != syscall.SYS_EXIT_GROUP {
 		t.Errorf("last syscall %d, want exit_group (%d)", last, syscall.SYS_EXIT_GROUP)
