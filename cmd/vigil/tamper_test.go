@@ -7,13 +7,64 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/vigilsec/vigil/internal/testenv"
 )
+
+// TestMain lets the test binary double as a trigger program: with
+// VIGIL_TRIGGER set it does that one thing instead of running tests, so a
+// test needs no other program for it (the kernel-test guest's python3 has
+// no ctypes, for one).
+func TestMain(m *testing.M) {
+	if name := os.Getenv("VIGIL_TRIGGER"); name != "" {
+		if err := trigger(name); err != nil {
+			fmt.Fprintln(os.Stderr, "trigger:", err)
+			os.Exit(2)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func trigger(name string) error {
+	switch name {
+	case "ptrace-seize":
+		// Seize VIGIL_TRIGGER_PID (it keeps running) and exit, which
+		// detaches. The tracer is a thread: stay on the one that seized.
+		pid, err := strconv.Atoi(os.Getenv("VIGIL_TRIGGER_PID"))
+		if err != nil {
+			return fmt.Errorf("VIGIL_TRIGGER_PID: %w", err)
+		}
+		runtime.LockOSThread()
+		if err := unix.PtraceSeize(pid); err != nil {
+			return fmt.Errorf("PTRACE_SEIZE %d: %w", pid, err)
+		}
+		return nil
+	case "pidfd-open":
+		// A pidfd for itself, then for VIGIL_TRIGGER_PID.
+		pid, err := strconv.Atoi(os.Getenv("VIGIL_TRIGGER_PID"))
+		if err != nil {
+			return fmt.Errorf("VIGIL_TRIGGER_PID: %w", err)
+		}
+		for _, p := range []int{os.Getpid(), pid} {
+			fd, err := unix.PidfdOpen(p, 0)
+			if err != nil {
+				return fmt.Errorf("pidfd_open %d: %w", p, err)
+			}
+			unix.Close(fd)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown trigger %q", name)
+}
 
 // TestTamperingRaisesAlerts starts an agent of its own and tampers with it
 // the ways an intruder blinds a security agent: signals, ptrace, a write into
@@ -22,10 +73,12 @@ import (
 // one written on the way out), and the agent's files must be root-only.
 func TestTamperingRaisesAlerts(t *testing.T) {
 	testenv.RequirePrivileged(t)
-	for _, tool := range []string{"bpftool", "python3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is needed (.ci/run installs it): %v", tool, err)
-		}
+	if _, err := exec.LookPath("bpftool"); err != nil {
+		t.Fatalf("bpftool is needed (.ci/run installs it): %v", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
 	bin := vigil(t)
 	dir := t.TempDir()
@@ -53,7 +106,7 @@ func TestTamperingRaisesAlerts(t *testing.T) {
 	}()
 	waitFor(t, "agent start", &stderr, "process cache filled")
 	pid := agent.Process.Pid
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(limit(10 * time.Second)); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if _, err := os.Stat(sock); err == nil {
 			break
 		}
@@ -77,35 +130,31 @@ func TestTamperingRaisesAlerts(t *testing.T) {
 	}
 
 	cg := testenv.NewCgroup(t)
-	run := func(name string, args ...string) {
+	run := func(env []string, name string, args ...string) {
 		t.Helper()
 		cmd := cg.Command(name, args...)
+		cmd.Env = append(os.Environ(), env...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("%s %v: %v: %s", name, args, err, out)
 		}
 	}
 	// Signals that do the agent no harm, but are aimed at it.
-	run("kill", "-CONT", fmt.Sprint(pid))
-	run("kill", "-0", fmt.Sprint(pid))
+	run(nil, "kill", "-CONT", fmt.Sprint(pid))
+	run(nil, "kill", "-0", fmt.Sprint(pid))
 	// ptrace: seize the agent's main thread (it keeps running) and exit,
-	// which detaches.
-	run("python3", "-c", fmt.Sprintf(`import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.ptrace(0x4206, %d, None, None) != 0:
-    sys.exit("PTRACE_SEIZE: errno %%d" %% ctypes.get_errno())`, pid))
+	// which detaches; this test binary does it (TestMain).
+	run([]string{"VIGIL_TRIGGER=ptrace-seize", fmt.Sprintf("VIGIL_TRIGGER_PID=%d", pid)}, self)
 	// pidfd_open: of itself (no alert), then of the agent, as a thief of
 	// its descriptors with pidfd_getfd would start.
-	run("python3", "-c", fmt.Sprintf(`import os
-os.close(os.pidfd_open(os.getpid()))
-os.close(os.pidfd_open(%d))`, pid))
+	run([]string{"VIGIL_TRIGGER=pidfd-open", fmt.Sprintf("VIGIL_TRIGGER_PID=%d", pid)}, self)
 	// A write into one of the agent's maps: mark a task name in its comm
 	// filter, which changes nothing while the filter is off.
 	mapID := agentMap(t, pid, "vigil_comms")
-	run("bpftool", append(append([]string{"map", "update", "id", fmt.Sprint(mapID), "key", "hex"},
+	run(nil, "bpftool", append(append([]string{"map", "update", "id", fmt.Sprint(mapID), "key", "hex"},
 		strings.Fields("76 69 67 69 6c 2d 74 61 6d 70 65 72 00 00 00 00")...), "value", "hex", "01")...)
 	// Its rules and its configuration.
-	run("sh", "-c", "echo '# tampered' > "+filepath.Join(rulesDir, "zz-tamper.yaml"))
-	run("sh", "-c", "echo '# tampered' >> "+cfg)
+	run(nil, "sh", "-c", "echo '# tampered' > "+filepath.Join(rulesDir, "zz-tamper.yaml"))
+	run(nil, "sh", "-c", "echo '# tampered' >> "+cfg)
 
 	want := map[string]string{ // rule -> what its message must say
 		"agent-signalled":      "SIGCONT",
@@ -189,7 +238,7 @@ func alertMessages(t *testing.T, output string) map[string][]string {
 
 func waitAlerts(t *testing.T, output string, want map[string]string, stderr *lockedBuffer) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(limit(15 * time.Second))
 	for {
 		got := alertMessages(t, output)
 		missing := []string{}
@@ -202,7 +251,7 @@ func waitAlerts(t *testing.T, output string, want map[string]string, stderr *loc
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no alert %v after 15s; alerts: %q\nagent log:\n%s", missing, got, stderr.String())
+			t.Fatalf("no alert %v after %v; alerts: %q\nagent log:\n%s", missing, limit(15*time.Second), got, stderr.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -31,9 +31,19 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// limit is a wait's limit: d here, six times d in the kernel-test guest,
+// where qemu's emulation makes loading an agent's programs take 10-30 s on
+// a busy machine. A generous limit only costs time when the wait fails.
+func limit(d time.Duration) time.Duration {
+	if testenv.InGuest() {
+		return 6 * d
+	}
+	return d
+}
+
 func waitFor(t *testing.T, what string, buf *lockedBuffer, want string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(limit(20 * time.Second))
 	for !strings.Contains(buf.String(), want) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s (%q) in:\n%s", what, want, buf.String())

@@ -42,6 +42,16 @@ func trigger(name string) error {
 			return err
 		}
 		return execveat(fd, []string{"true", "from-memfd"})
+	case "execveat-dirfd":
+		// execveat(dirfd, NAME, ...): the program named relative to a
+		// directory descriptor (close-on-exec, as Python's os.open makes
+		// it), which the kernel calls /dev/fd/N/NAME.
+		dir, name := os.Getenv("VIGIL_TRIGGER_DIR"), os.Getenv("VIGIL_TRIGGER_NAME")
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		return execveatName(fd, name, []string{name})
 	case "nonleader-exec":
 		return nonLeaderExec()
 	case "storm-open", "storm-connect", "storm-exec":
@@ -56,7 +66,19 @@ func trigger(name string) error {
 
 // execveat(fd, "", argv, envp, AT_EMPTY_PATH): x/sys/unix has no wrapper.
 func execveat(fd int, argv []string) error {
-	empty, _ := unix.BytePtrFromString("")
+	return execveatAt(fd, "", argv, unix.AT_EMPTY_PATH)
+}
+
+// execveatName is execveat(dirfd, name, argv, envp, 0).
+func execveatName(dirfd int, name string, argv []string) error {
+	return execveatAt(dirfd, name, argv, 0)
+}
+
+func execveatAt(fd int, name string, argv []string, flags int) error {
+	namep, err := unix.BytePtrFromString(name)
+	if err != nil {
+		return err
+	}
 	argvp, err := syscall.SlicePtrFromStrings(argv)
 	if err != nil {
 		return err
@@ -65,7 +87,7 @@ func execveat(fd int, argv []string) error {
 	if err != nil {
 		return err
 	}
-	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(empty)),
-		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), unix.AT_EMPTY_PATH, 0)
+	_, _, errno := unix.Syscall6(unix.SYS_EXECVEAT, uintptr(fd), uintptr(unsafe.Pointer(namep)),
+		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])), uintptr(flags), 0)
 	return errno
 }

@@ -96,6 +96,7 @@ func copyFile(t *testing.T, src, dst string) {
 // and on the host, the same actions succeed (with alerts only in the
 // audited one).
 func TestSandboxes(t *testing.T) {
+	testenv.SkipInGuest(t, "needs runc and a busybox root filesystem")
 	testenv.RequirePrivileged(t)
 	stateRoot := t.TempDir()
 	ids := map[string]string{}

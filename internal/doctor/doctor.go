@@ -9,8 +9,10 @@
 // can be described by fixtures; everything that needs the live kernel goes
 // through the Kernel interface, whose real implementation is Live.
 //
-// Package kernelcap (branch kernels) probes a subset of the same mechanisms
-// for `vigil status`; the two are meant to share one probe set.
+// Package kernelcap probes a subset of the same mechanisms at the agent's
+// start-up (`vigil status` shows them); for those (tp_btf, ring buffer,
+// bpf_loop, bpf_send_signal, fentry, the BPF LSM program) Live runs
+// kernelcap's probes, so the two cannot disagree.
 package doctor
 
 import (

@@ -10,8 +10,30 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vigilsec/vigil/internal/kernelcap"
 	"github.com/vigilsec/vigil/internal/testenv"
 )
+
+// TestAgreesWithKernelcap: for the mechanisms both probe, the doctor's
+// verdict is what the agent's start-up probe (kernelcap) found, on whichever
+// kernel this runs: the host refuses fentry and the BPF LSM, Debian's 6.1 in
+// the kernel-test guest allows both.
+func TestAgreesWithKernelcap(t *testing.T) {
+	testenv.RequirePrivileged(t)
+	k := kernelcap.Probe(kernelcap.DefaultPaths)
+	r := Run(DefaultOptions())
+	for _, name := range []string{kernelcap.TPBTF, kernelcap.RingBuffer, kernelcap.BPFLoop,
+		kernelcap.SendSignal, kernelcap.Fentry, kernelcap.BPFLSM} {
+		c, ok := r.Check(name)
+		if !ok {
+			t.Errorf("no %s check", name)
+			continue
+		}
+		if (c.Status == OK) != k.Has(name) {
+			t.Errorf("%s: doctor says %s %q, kernelcap says %v", name, c.Status, c.Found, k.Features)
+		}
+	}
+}
 
 // TestThisMachine runs the real checks, with the real probes, on the
 // development machine and asserts what /work/shared/KERNEL.md measured on it.

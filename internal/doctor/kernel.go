@@ -9,9 +9,10 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/vigilsec/vigil/internal/kernelcap"
 )
 
 // Mechanism is a kernel facility a probe tests.
@@ -52,8 +53,8 @@ type ClockState struct {
 	EstErrorMicros int64
 }
 
-// ErrLSMInactive: "bpf" is not among the active LSMs.
-var ErrLSMInactive = errors.New(`"bpf" is not among the active LSMs`)
+// ErrLSMInactive: "bpf" is not among the active LSMs (kernelcap's error).
+var ErrLSMInactive = kernelcap.ErrLSMInactive
 
 // Live probes the running kernel. It needs the agent's privileges.
 func Live() Kernel { return live{} }
@@ -68,16 +69,14 @@ func (live) Probe(m Mechanism) error {
 			return refused("create array map", err)
 		}
 		return mp.Close()
+	// The probes kernelcap runs at the agent's start-up are kernelcap's,
+	// so that doctor and `vigil status` cannot disagree.
 	case RingBuffer:
-		mp, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: uint32(os.Getpagesize())})
-		if err != nil {
-			return refused("create ring buffer", err)
-		}
-		return mp.Close()
+		return kernelcap.ProbeRingBuffer()
 	case BPFLoop:
-		return refused("bpf_loop", features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop))
+		return kernelcap.ProbeBPFLoop()
 	case SendSignal:
-		return refused("bpf_send_signal", features.HaveProgramHelper(ebpf.TracePoint, asm.FnSendSignal))
+		return kernelcap.ProbeSendSignal()
 	case Tracepoint:
 		return attach("tracepoint/syscalls/sys_enter_getpid", &ebpf.ProgramSpec{Type: ebpf.TracePoint}, func(p *ebpf.Program) (link.Link, error) {
 			return link.Tracepoint("syscalls", "sys_enter_getpid", p, nil)
@@ -87,20 +86,16 @@ func (live) Probe(m Mechanism) error {
 			return link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_enter", Program: p})
 		})
 	case TPBTF:
-		return attach("tp_btf/sched_process_exec", &ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "sched_process_exec"},
-			func(p *ebpf.Program) (link.Link, error) { return link.AttachTracing(link.TracingOptions{Program: p}) })
+		return kernelcap.ProbeTPBTF()
 	case Kprobe:
 		return attach("kprobe/vfs_read", &ebpf.ProgramSpec{Type: ebpf.Kprobe}, func(p *ebpf.Program) (link.Link, error) {
 			return link.Kprobe("vfs_read", p, nil)
 		})
 	case Fentry:
-		return attach("fentry/security_file_open", &ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: "security_file_open"},
-			func(p *ebpf.Program) (link.Link, error) {
-				return link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceFEntry})
-			})
+		return kernelcap.ProbeFentry()
 	case LSM:
-		return attach("lsm/file_open", &ebpf.ProgramSpec{Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "file_open"},
-			func(p *ebpf.Program) (link.Link, error) { return link.AttachLSM(link.LSMOptions{Program: p}) })
+		// checkLSM has read the active LSMs: this is the program half.
+		return kernelcap.ProbeLSMProgram()
 	case CgroupSockAddr:
 		return probeCgroupConnect()
 	case XDP:

@@ -120,14 +120,14 @@ func Probe(p Paths) Report {
 		}
 		r.Features = append(r.Features, f)
 	}
-	add(TPBTF, probeTPBTF(), "")
-	add(RingBuffer, features.HaveMapType(ebpf.RingBuf), "")
-	add(BPFLoop, features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop), "")
-	add(Fentry, probeFentry(), "")
+	add(TPBTF, ProbeTPBTF(), "")
+	add(RingBuffer, ProbeRingBuffer(), "")
+	add(BPFLoop, ProbeBPFLoop(), "")
+	add(Fentry, ProbeFentry(), "")
 	add(BPFLSM, ProbeLSM(p.LSM), "")
 	cg, err := cgroup2Mount(p.Procfs)
 	add(CgroupV2, err, cg)
-	add(SendSignal, features.HaveProgramHelper(ebpf.TracePoint, asm.FnSendSignal), "")
+	add(SendSignal, ProbeSendSignal(), "")
 	r.Choices = choose(r)
 	return r
 }
@@ -202,22 +202,16 @@ func ProbeLSM(lsmFile string) error {
 	if !listed {
 		return fmt.Errorf("%w (%s: %s)", ErrLSMInactive, lsmFile, bytes.TrimSpace(b))
 	}
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type:         ebpf.LSM,
-		AttachType:   ebpf.AttachLSMMac,
-		AttachTo:     "file_open",
-		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	})
-	if err != nil {
-		return refused("load lsm/file_open", err)
-	}
-	defer prog.Close()
-	l, err := link.AttachLSM(link.LSMOptions{Program: prog})
-	if err != nil {
-		return refused("attach lsm/file_open", err)
-	}
-	return l.Close()
+	return ProbeLSMProgram()
+}
+
+// ProbeLSMProgram loads a BPF LSM program that allows everything and
+// attaches it to file_open, then removes it; nil when both worked. It does
+// not check that the kernel calls the program: that takes "bpf" among the
+// active LSMs (ProbeLSM checks both).
+func ProbeLSMProgram() error {
+	return attachRet0("lsm/file_open", &ebpf.ProgramSpec{Type: ebpf.LSM, AttachType: ebpf.AttachLSMMac, AttachTo: "file_open"},
+		func(p *ebpf.Program) (link.Link, error) { return link.AttachLSM(link.LSMOptions{Program: p}) })
 }
 
 const securityfsMagic = 0x73636673
@@ -236,40 +230,56 @@ func ensureSecurityfs(dir string) error {
 	return nil
 }
 
-// probeFentry loads and attaches an fentry program that does nothing.
-func probeFentry() error {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type:         ebpf.Tracing,
-		AttachType:   ebpf.AttachTraceFEntry,
-		AttachTo:     "security_file_open",
-		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	})
-	if err != nil {
-		return refused("load fentry/security_file_open", err)
-	}
-	defer prog.Close()
-	l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceFEntry})
-	if err != nil {
-		return refused("attach fentry/security_file_open", err)
-	}
-	return l.Close()
+// The probes below are the ones internal/doctor shares: each loads (and
+// attaches, where that can fail on its own) a minimal program or map and
+// removes it again; nil means the mechanism works.
+
+// ProbeFentry loads and attaches an fentry program that does nothing.
+func ProbeFentry() error {
+	return attachRet0("fentry/security_file_open", &ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachTraceFEntry, AttachTo: "security_file_open"},
+		func(p *ebpf.Program) (link.Link, error) {
+			return link.AttachTracing(link.TracingOptions{Program: p, AttachType: ebpf.AttachTraceFEntry})
+		})
 }
 
-// probeTPBTF loads a tp_btf program on sched_process_exec (attaching it is
-// what the process sensor does; loading is what can fail).
-func probeTPBTF() error {
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type:         ebpf.Tracing,
-		AttachType:   ebpf.AttachTraceRawTp,
-		AttachTo:     "sched_process_exec",
-		License:      "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
-	})
+// ProbeTPBTF loads a tp_btf program on sched_process_exec and attaches it,
+// as the process sensor does.
+func ProbeTPBTF() error {
+	return attachRet0("tp_btf/sched_process_exec", &ebpf.ProgramSpec{Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "sched_process_exec"},
+		func(p *ebpf.Program) (link.Link, error) { return link.AttachTracing(link.TracingOptions{Program: p}) })
+}
+
+// ProbeRingBuffer creates a BPF_MAP_TYPE_RINGBUF map.
+func ProbeRingBuffer() error {
+	return refused("create ring buffer", features.HaveMapType(ebpf.RingBuf))
+}
+
+// ProbeBPFLoop checks for the bpf_loop helper in a tracepoint program.
+func ProbeBPFLoop() error {
+	return refused("bpf_loop", features.HaveProgramHelper(ebpf.TracePoint, asm.FnLoop))
+}
+
+// ProbeSendSignal checks for the bpf_send_signal helper in a tracepoint
+// program.
+func ProbeSendSignal() error {
+	return refused("bpf_send_signal", features.HaveProgramHelper(ebpf.TracePoint, asm.FnSendSignal))
+}
+
+// attachRet0 loads spec as a program that returns 0, attaches it with fn,
+// then detaches and unloads it.
+func attachRet0(what string, spec *ebpf.ProgramSpec, fn func(*ebpf.Program) (link.Link, error)) error {
+	spec.License = "GPL"
+	spec.Instructions = asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}
+	prog, err := ebpf.NewProgram(spec)
 	if err != nil {
-		return refused("load tp_btf/sched_process_exec", err)
+		return refused("load "+what, err)
 	}
-	return prog.Close()
+	defer prog.Close()
+	l, err := fn(prog)
+	if err != nil {
+		return refused("attach "+what, err)
+	}
+	return l.Close()
 }
 
 // cgroup2Mount is the first cgroup2 mount in procfs/self/mounts.
@@ -293,8 +303,13 @@ func cgroup2Mount(procfs string) (string, error) {
 // refused names what failed. For EPERM it drops cilium/ebpf's hint about
 // MEMLOCK, which is wrong for kernels that refuse a program type outright.
 func refused(what string, err error) error {
-	if errors.Is(err, unix.EPERM) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.EPERM):
 		return fmt.Errorf("%s: %w by this kernel", what, unix.EPERM)
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return fmt.Errorf("%s: not supported by this kernel", what)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

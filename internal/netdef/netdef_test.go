@@ -66,7 +66,7 @@ func TestMain(m *testing.M) {
 
 // dialFromPeer connects from the namespace to addr; true when it worked.
 func (n *netns) dialFromPeer(addr string) bool {
-	cmd := exec.Command("ip", "netns", "exec", n.name, os.Args[0])
+	cmd := exec.Command("ip", "netns", "exec", n.Name, os.Args[0])
 	cmd.Env = append(os.Environ(), "VIGIL_NETDEF_DIAL="+addr)
 	return cmd.Run() == nil
 }
@@ -74,7 +74,7 @@ func (n *netns) dialFromPeer(addr string) bool {
 // sendFromPeer sends data from the namespace over proto (tcp, udp) to addr.
 func (n *netns) sendFromPeer(t *testing.T, proto, addr, data string) {
 	t.Helper()
-	cmd := exec.Command("ip", "netns", "exec", n.name, os.Args[0])
+	cmd := exec.Command("ip", "netns", "exec", n.Name, os.Args[0])
 	cmd.Env = append(os.Environ(), "VIGIL_NETDEF_SEND="+proto+"/"+addr, "VIGIL_NETDEF_DATA="+data)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("send %s to %s from the namespace: %v: %s", proto, addr, err, out)
@@ -101,10 +101,7 @@ func listen(t *testing.T, addr string) string {
 	return l.Addr().String()
 }
 
-type netns struct {
-	name, hostIf   string
-	hostIP, peerIP netip.Addr
-}
+type netns struct{ *testenv.Netns }
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -113,37 +110,13 @@ func randHex(n int) string {
 }
 
 // newNetns makes a namespace joined to the host by a veth pair, both ends
-// the test's own, addresses in 10.232.0.0/16.
+// the test's own, addresses in 10.232.0.0/16, and waits until a connect from
+// the namespace gets through.
 func newNetns(t *testing.T) *netns {
 	t.Helper()
 	testenv.RequireKernel(t, 6, 6, "tcx links, which the XDP/tcx programs attach with")
-	id := randHex(3)
-	b := make([]byte, 2)
-	rand.Read(b)
-	base := netip.AddrFrom4([4]byte{10, 232, b[0], b[1] &^ 3})
-	n := &netns{name: "vigil-test-" + id, hostIf: "vgd" + id}
-	n.hostIP = base.Next()
-	n.peerIP = n.hostIP.Next()
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", n.name)
-	t.Cleanup(func() {
-		exec.Command("ip", "link", "del", n.hostIf).Run()
-		exec.Command("ip", "netns", "del", n.name).Run()
-	})
-	run("link", "add", n.hostIf, "type", "veth", "peer", "name", "vgq"+id)
-	run("link", "set", "vgq"+id, "netns", n.name)
-	run("addr", "add", n.hostIP.String()+"/30", "dev", n.hostIf)
-	run("link", "set", n.hostIf, "up")
-	run("-n", n.name, "addr", "add", n.peerIP.String()+"/30", "dev", "vgq"+id)
-	run("-n", n.name, "link", "set", "vgq"+id, "up")
-	run("-n", n.name, "link", "set", "lo", "up")
-	// Wait for the link: a connect from the namespace gets through.
-	srv := listen(t, n.hostIP.String()+":0")
+	n := &netns{testenv.NewNetns(t, 232, "vgd")}
+	srv := listen(t, n.HostIP.String()+":0")
 	deadline := time.Now().Add(5 * time.Second)
 	for !n.dialFromPeer(srv) {
 		if time.Now().After(deadline) {
@@ -242,18 +215,18 @@ func TestNmapScansDetected(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	testenv.RequireCommand(t, "nmap")
 	n := newNetns(t)
-	_, _, rec := start(t, testConfig(), n.hostIf)
+	_, _, rec := start(t, testConfig(), n.HostIf)
 	for _, m := range []struct{ flag, name string }{
 		{"-sS", "SYN scan"}, {"-sT", "TCP connect scan"}, {"-sF", "FIN scan"},
 		{"-sN", "NULL scan"}, {"-sX", "Xmas scan"}, {"-sU", "UDP scan"},
 	} {
 		t.Run(m.flag, func(t *testing.T) {
-			out, err := exec.Command("ip", "netns", "exec", n.name, "nmap", "-n", "-Pn", m.flag, "-p", "20000-20060",
-				"--max-retries", "0", "--min-rate", "2000", "--host-timeout", "60s", n.hostIP.String()).CombinedOutput()
+			out, err := exec.Command("ip", "netns", "exec", n.Name, "nmap", "-n", "-Pn", m.flag, "-p", "20000-20060",
+				"--max-retries", "0", "--min-rate", "2000", "--host-timeout", "60s", n.HostIP.String()).CombinedOutput()
 			if err != nil {
 				t.Fatalf("nmap %s: %v: %s", m.flag, err, out)
 			}
-			want := m.name + " from " + n.peerIP.String()
+			want := m.name + " from " + n.PeerIP.String()
 			if rec.wait(5*time.Second, alertOf("netdef-scan-inbound", want)) == nil {
 				t.Errorf("no alert %q; got:%s", want, rec.dump())
 			}
@@ -270,16 +243,16 @@ func TestFloodAlertBlockUnblock(t *testing.T) {
 	cfg.Flood.Enabled = true
 	cfg.Flood.Source = config.Rates{PPS: 2000}
 	cfg.Flood.BlockFor = config.Duration(3 * time.Second)
-	_, g, rec := start(t, cfg, n.hostIf)
-	cmd := exec.Command("ip", "netns", "exec", n.name, os.Args[0], netip.AddrPortFrom(n.hostIP, 9).String())
+	_, g, rec := start(t, cfg, n.HostIf)
+	cmd := exec.Command("ip", "netns", "exec", n.Name, os.Args[0], netip.AddrPortFrom(n.HostIP, 9).String())
 	cmd.Env = append(os.Environ(), "VIGIL_NETDEF_FLOOD=1000")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("flood: %v: %s", err, out)
 	}
-	if rec.wait(3*time.Second, alertOf("netdef-flood-source", n.peerIP.String()+" sent ")) == nil {
+	if rec.wait(3*time.Second, alertOf("netdef-flood-source", n.PeerIP.String()+" sent ")) == nil {
 		t.Fatalf("no flood alert; got:%s", rec.dump())
 	}
-	peer := netip.PrefixFrom(n.peerIP, 32).String()
+	peer := netip.PrefixFrom(n.PeerIP, 32).String()
 	blocked := rec.wait(time.Second, func(e *event.Event) bool {
 		return e.Kind == event.KindResponse && e.Response.Action == "block-ip" && strings.HasPrefix(e.Response.Target, peer) && e.Response.Outcome == event.ResponseDone
 	})
@@ -310,7 +283,7 @@ func TestIntelBothWaysAndDomains(t *testing.T) {
 	dir := t.TempDir()
 	ips := filepath.Join(dir, "bad.netset")
 	doms := filepath.Join(dir, "pools.txt")
-	os.WriteFile(ips, []byte("# test\n"+n.peerIP.String()+"\nnot an address\n198.51.100.0/24\n"), 0o644)
+	os.WriteFile(ips, []byte("# test\n"+n.PeerIP.String()+"\nnot an address\n198.51.100.0/24\n"), 0o644)
 	os.WriteFile(doms, []byte("pool.evil.example\n"), 0o644)
 	cfg := testConfig()
 	cfg.Intel.Reload = config.Duration(200 * time.Millisecond)
@@ -318,13 +291,13 @@ func TestIntelBothWaysAndDomains(t *testing.T) {
 		{Name: "bad", Path: ips, Kind: "ip", Action: "alert"},
 		{Name: "pools", Path: doms, Kind: "domain", Action: "block"},
 	}
-	d, g, rec := start(t, cfg, n.hostIf)
+	d, g, rec := start(t, cfg, n.HostIf)
 
 	// Ingress: a connect from the listed peer.
-	if !n.dialFromPeer(listen(t, n.hostIP.String()+":0")) {
+	if !n.dialFromPeer(listen(t, n.HostIP.String()+":0")) {
 		t.Fatal("connect from the listed peer (alert only) failed")
 	}
-	if rec.wait(3*time.Second, alertOf("netdef-intel-ingress", "from "+n.peerIP.String()+", listed in bad")) == nil {
+	if rec.wait(3*time.Second, alertOf("netdef-intel-ingress", "from "+n.PeerIP.String()+", listed in bad")) == nil {
 		t.Errorf("no ingress alert; got:%s", rec.dump())
 	}
 	// Egress through a connect event (the net sensor's, made here).
@@ -337,13 +310,13 @@ func TestIntelBothWaysAndDomains(t *testing.T) {
 	}
 	// Egress packets with no connect event (the test's own UDP) are
 	// reported by tcx after a grace period.
-	c, err := net.Dial("udp", netip.AddrPortFrom(n.peerIP, 9).String())
+	c, err := net.Dial("udp", netip.AddrPortFrom(n.PeerIP, 9).String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Write([]byte("x"))
 	c.Close()
-	if rec.wait(5*time.Second, alertOf("netdef-intel-egress", "packets to "+n.peerIP.String())) == nil {
+	if rec.wait(5*time.Second, alertOf("netdef-intel-egress", "packets to "+n.PeerIP.String())) == nil {
 		t.Errorf("no egress packet alert; got:%s", rec.dump())
 	}
 	// A query for a listed domain, then a connect of the same process.
@@ -376,7 +349,7 @@ func TestIntelBothWaysAndDomains(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		d.mu.Lock()
-		_, stillListed := d.lists.Addr(n.peerIP)
+		_, stillListed := d.lists.Addr(n.PeerIP)
 		_, newListed := d.lists.Addr(netip.MustParseAddr("192.0.2.200"))
 		d.mu.Unlock()
 		if !stillListed && newListed {
@@ -414,7 +387,7 @@ func TestPayloadRules(t *testing.T) {
 	for _, ri := range set.Rules() {
 		prs = append(prs, PayloadRule{ID: ri.ID, Payload: *ri.Payload, Drop: ri.Plan != nil && ri.Plan.PayloadDrop})
 	}
-	d, _, rec := start(t, testConfig(), n.hostIf)
+	d, _, rec := start(t, testConfig(), n.HostIf)
 	matched := &recorder{}
 	d.d.Payload = func(e *event.Event, id string) {
 		e.Alert = &event.Alert{RuleID: id} // the recorder's way to name it
@@ -425,7 +398,7 @@ func TestPayloadRules(t *testing.T) {
 	}
 
 	// Ingress TCP: the stratum call reaches the server, and is reported.
-	l, err := net.Listen("tcp", n.hostIP.String()+":0")
+	l, err := net.Listen("tcp", n.HostIP.String()+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -450,12 +423,12 @@ func TestPayloadRules(t *testing.T) {
 		t.Fatalf("no payload event for the stratum call; got:%s", rec.dump())
 	}
 	if nt := e.Net; nt.Op != event.NetPayload || nt.Dir != "ingress" || nt.Protocol != "tcp" || nt.Source != srv ||
-		nt.Destination.Addr() != n.peerIP || e.Return != 0 || e.Kind != event.KindNet {
-		t.Errorf("stratum event %+v: want ingress tcp, local %v, remote %v, not dropped", nt, srv, n.peerIP)
+		nt.Destination.Addr() != n.PeerIP || e.Return != 0 || e.Kind != event.KindNet {
+		t.Errorf("stratum event %+v: want ingress tcp, local %v, remote %v, not dropped", nt, srv, n.PeerIP)
 	}
 
 	// Ingress UDP with the deny pattern: dropped in the kernel.
-	u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.hostIP, 0)))
+	u, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(n.HostIP, 0)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -174,45 +174,19 @@ func TestDenyConnectAndBind(t *testing.T) {
 
 // netns is a network namespace joined to the host by a veth pair, both ends
 // the test's own, with addresses in a /30 of 10.231.0.0/16.
-type netns struct {
-	name, hostIf   string
-	hostIP, peerIP netip.Addr
-}
+type netns struct{ *testenv.Netns }
 
+// newNetns makes a namespace joined to the host by a veth pair, both ends
+// the test's own, addresses in 10.231.0.0/16.
 func newNetns(t *testing.T) *netns {
 	t.Helper()
 	testenv.RequireKernel(t, 6, 6, "tcx links, which the XDP/tcx programs attach with")
-	id := randHex(3)
-	b := make([]byte, 2)
-	rand.Read(b)
-	base := netip.AddrFrom4([4]byte{10, 231, b[0], b[1] &^ 3})
-	n := &netns{name: "vigil-test-" + id, hostIf: "vgt" + id}
-	n.hostIP = base.Next()
-	n.peerIP = n.hostIP.Next()
-	run := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("netns", "add", n.name)
-	t.Cleanup(func() {
-		exec.Command("ip", "link", "del", n.hostIf).Run()
-		exec.Command("ip", "netns", "del", n.name).Run()
-	})
-	run("link", "add", n.hostIf, "type", "veth", "peer", "name", "vgp"+id)
-	run("link", "set", "vgp"+id, "netns", n.name)
-	run("addr", "add", n.hostIP.String()+"/30", "dev", n.hostIf)
-	run("link", "set", n.hostIf, "up")
-	run("-n", n.name, "addr", "add", n.peerIP.String()+"/30", "dev", "vgp"+id)
-	run("-n", n.name, "link", "set", "vgp"+id, "up")
-	run("-n", n.name, "link", "set", "lo", "up")
-	return n
+	return &netns{testenv.NewNetns(t, 231, "vgt")}
 }
 
 // fromPeer runs the helper inside the namespace.
 func (n *netns) fromPeer(t *testing.T, op, addr string) string {
-	cmd := exec.Command("ip", "netns", "exec", n.name, os.Args[0], addr)
+	cmd := exec.Command("ip", "netns", "exec", n.Name, os.Args[0], addr)
 	cmd.Env = helperEnv(op)
 	return helperOut(t, cmd)
 }
@@ -240,14 +214,14 @@ func waitFor(want string, d time.Duration, f func() string) string {
 func TestBlockWithExpiry(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	n := newNetns(t)
-	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{n.hostIf}})
+	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{n.HostIf}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Remove()
-	srv := listen(t, n.hostIP.String()+":0")
+	srv := listen(t, n.HostIP.String()+":0")
 	// Nothing listens on the peer's port 9: an unblocked connect is refused.
-	peerClosed := netip.AddrPortFrom(n.peerIP, 9).String()
+	peerClosed := netip.AddrPortFrom(n.PeerIP, 9).String()
 
 	if got := waitFor("ok", 5*time.Second, func() string { return n.fromPeer(t, "dial", srv) }); got != "ok" {
 		t.Fatalf("before the block: connect from the namespace: %s", got)
@@ -255,7 +229,7 @@ func TestBlockWithExpiry(t *testing.T) {
 	if got := n.fromHost(t, "dial", peerClosed); got != "refused" {
 		t.Fatalf("before the block: connect to the namespace: %s, want refused", got)
 	}
-	peer := netip.PrefixFrom(n.peerIP, 32)
+	peer := netip.PrefixFrom(n.PeerIP, 32)
 	if err := g.Block(peer, time.Now().Add(3*time.Second), SourceManual); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +260,7 @@ func TestBlockWithExpiry(t *testing.T) {
 	}
 
 	// A CIDR, until removed.
-	cidr := netip.PrefixFrom(n.peerIP, 30).Masked()
+	cidr := netip.PrefixFrom(n.PeerIP, 30).Masked()
 	if err := g.Block(cidr, time.Time{}, SourceRule); err != nil {
 		t.Fatal(err)
 	}
@@ -307,14 +281,14 @@ func TestBlockWithExpiry(t *testing.T) {
 func TestIsolate(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	n := newNetns(t)
-	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{n.hostIf}})
+	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{n.HostIf}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Remove()
-	srv := listen(t, n.hostIP.String()+":0")
+	srv := listen(t, n.HostIP.String()+":0")
 	local := listen(t, "127.0.0.1:0")
-	peerClosed := netip.AddrPortFrom(n.peerIP, 9).String()
+	peerClosed := netip.AddrPortFrom(n.PeerIP, 9).String()
 	if got := waitFor("ok", 5*time.Second, func() string { return n.fromPeer(t, "dial", srv) }); got != "ok" {
 		t.Fatalf("before isolation: %s", got)
 	}
@@ -336,7 +310,7 @@ func TestIsolate(t *testing.T) {
 	}
 
 	// The management network is allowed.
-	mgmt := netip.PrefixFrom(n.peerIP, 32)
+	mgmt := netip.PrefixFrom(n.PeerIP, 32)
 	if err := g.Isolate([]netip.Prefix{mgmt}); err != nil {
 		t.Fatal(err)
 	}
@@ -368,12 +342,12 @@ func TestPersistAcrossRestart(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	n := newNetns(t)
 	dir := pinDir(t)
-	cfg := Config{PinDir: dir, Interfaces: []string{n.hostIf}, Persist: true}
+	cfg := Config{PinDir: dir, Interfaces: []string{n.HostIf}, Persist: true}
 	g, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := listen(t, n.hostIP.String()+":0")
+	srv := listen(t, n.HostIP.String()+":0")
 	if got := waitFor("ok", 5*time.Second, func() string { return n.fromPeer(t, "dial", srv) }); got != "ok" {
 		t.Fatalf("before isolation: %s", got)
 	}
@@ -410,7 +384,7 @@ func TestPersistAcrossRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.Block(netip.PrefixFrom(n.peerIP, 32), time.Time{}, SourceManual); err != nil {
+	if err := g.Block(netip.PrefixFrom(n.PeerIP, 32), time.Time{}, SourceManual); err != nil {
 		t.Fatal(err)
 	}
 	if got := n.fromPeer(t, "dial", srv); got != "timeout" {
@@ -433,38 +407,38 @@ func TestPersistAcrossRestart(t *testing.T) {
 func TestInterfaceHeldByAnotherProgram(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	held, free := newNetns(t), newNetns(t)
-	first, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf}, XDPMode: "native"})
+	first, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.HostIf}, XDPMode: "native"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Remove()
 
-	if g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf, free.hostIf}, XDPMode: "native"}); err == nil {
+	if g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.HostIf, free.HostIf}, XDPMode: "native"}); err == nil {
 		g.Remove()
 		t.Fatalf("Open of a held interface named by the caller succeeded")
 	}
-	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.hostIf, free.hostIf}, SkipRefused: true, XDPMode: "native"})
+	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{held.HostIf, free.HostIf}, SkipRefused: true, XDPMode: "native"})
 	if err != nil {
 		t.Fatalf("Open with SkipRefused: %v", err)
 	}
 	defer g.Remove()
-	if why, ok := g.Skipped()[held.hostIf]; !ok || !strings.Contains(why, "xdp") {
-		t.Errorf("skipped %v, want %s with the xdp refusal", g.Skipped(), held.hostIf)
+	if why, ok := g.Skipped()[held.HostIf]; !ok || !strings.Contains(why, "xdp") {
+		t.Errorf("skipped %v, want %s with the xdp refusal", g.Skipped(), held.HostIf)
 	}
-	if _, ok := g.XDPModes()[free.hostIf]; !ok || len(g.Skipped()) != 1 {
-		t.Errorf("xdp modes %v, skipped %v: want %s guarded", g.XDPModes(), g.Skipped(), free.hostIf)
+	if _, ok := g.XDPModes()[free.HostIf]; !ok || len(g.Skipped()) != 1 {
+		t.Errorf("xdp modes %v, skipped %v: want %s guarded", g.XDPModes(), g.Skipped(), free.HostIf)
 	}
 	for name := range g.links {
-		if strings.HasSuffix(name, held.hostIf) {
+		if strings.HasSuffix(name, held.HostIf) {
 			t.Errorf("link %s left on the skipped interface", name)
 		}
 	}
 	// The first guard still holds its interface: a block there works.
-	peer := netip.PrefixFrom(held.peerIP, 32)
+	peer := netip.PrefixFrom(held.PeerIP, 32)
 	if err := first.Block(peer, time.Time{}, SourceManual); err != nil {
 		t.Fatal(err)
 	}
-	if got := waitFor("timeout", 5*time.Second, func() string { return held.fromPeer(t, "dial", listen(t, held.hostIP.String()+":0")) }); got != "timeout" {
+	if got := waitFor("timeout", 5*time.Second, func() string { return held.fromPeer(t, "dial", listen(t, held.HostIP.String()+":0")) }); got != "timeout" {
 		t.Errorf("connect from the blocked peer of the held interface: %s, want timeout", got)
 	}
 }

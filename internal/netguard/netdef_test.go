@@ -49,7 +49,7 @@ func init() {
 }
 
 func (n *netns) peerWith(t *testing.T, op, addr string, env ...string) string {
-	cmd := exec.Command("ip", "netns", "exec", n.name, os.Args[0], addr)
+	cmd := exec.Command("ip", "netns", "exec", n.Name, os.Args[0], addr)
 	cmd.Env = append(helperEnv(op), env...)
 	return helperOut(t, cmd)
 }
@@ -72,13 +72,13 @@ func readNotice(t *testing.T, r *NoticeReader, d time.Duration, match func(Notic
 
 func openNetdef(t *testing.T, n *netns, cgroup string) (*Guard, *NoticeReader) {
 	t.Helper()
-	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{n.hostIf}, Cgroup: cgroup})
+	g, err := Open(Config{PinDir: pinDir(t), Interfaces: []string{n.HostIf}, Cgroup: cgroup})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Remove() })
-	if m := g.XDPModes()[n.hostIf]; m != "tcx" { // auto, on a veth
-		t.Errorf("XDP mode on %s: %q", n.hostIf, m)
+	if m := g.XDPModes()[n.HostIf]; m != "tcx" { // auto, on a veth
+		t.Errorf("XDP mode on %s: %q", n.HostIf, m)
 	}
 	r, err := g.Notices()
 	if err != nil {
@@ -96,7 +96,7 @@ func TestFloodBlockedInKernelAndExpires(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	n := newNetns(t)
 	g, notices := openNetdef(t, n, "")
-	srv := listen(t, n.hostIP.String()+":0")
+	srv := listen(t, n.HostIP.String()+":0")
 	if got := waitFor("ok", 5*time.Second, func() string { return n.fromPeer(t, "dial", srv) }); got != "ok" {
 		t.Fatalf("before the flood: connect from the namespace: %s", got)
 	}
@@ -105,7 +105,7 @@ func TestFloodBlockedInKernelAndExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := netip.AddrPortFrom(n.hostIP, 9).String()
+	target := netip.AddrPortFrom(n.HostIP, 9).String()
 	n.peerWith(t, "flood", target, "VIGIL_FLOOD_MS=1000")
 
 	no, ok := readNotice(t, notices, 3*time.Second, func(no Notice) bool { return no.Kind == NoticeFlood })
@@ -113,11 +113,11 @@ func TestFloodBlockedInKernelAndExpires(t *testing.T) {
 		st, _ := g.Sources()
 		t.Fatalf("no flood notice; sources: %+v", st)
 	}
-	if no.Src != n.peerIP || FloodReason(no.Reason) != FloodPPS || no.Rate <= pps || !no.Block || no.Expires.IsZero() {
-		t.Errorf("flood notice %+v: want the peer %v over %d packets/s, blocked with an expiry", no, n.peerIP, pps)
+	if no.Src != n.PeerIP || FloodReason(no.Reason) != FloodPPS || no.Rate <= pps || !no.Block || no.Expires.IsZero() {
+		t.Errorf("flood notice %+v: want the peer %v over %d packets/s, blocked with an expiry", no, n.PeerIP, pps)
 	}
 	list, err := g.List()
-	peer := netip.PrefixFrom(n.peerIP, 32)
+	peer := netip.PrefixFrom(n.PeerIP, 32)
 	if err != nil || len(list) != 1 || list[0].Prefix != peer || list[0].Source != SourceDetector || list[0].Until.IsZero() {
 		t.Fatalf("List = %+v, %v; want the detector's block of %v with an expiry", list, err, peer)
 	}
@@ -129,7 +129,7 @@ func TestFloodBlockedInKernelAndExpires(t *testing.T) {
 	srcs, _ := g.Sources()
 	var seen SourceStats
 	for _, s := range srcs {
-		if s.Addr == n.peerIP {
+		if s.Addr == n.PeerIP {
 			seen = s
 		}
 	}
@@ -169,15 +169,15 @@ func TestIntelBothDirections(t *testing.T) {
 	n := newNetns(t)
 	cg := testenv.NewCgroup(t)
 	g, notices := openNetdef(t, n, cg.Path)
-	srv := listen(t, n.hostIP.String()+":0")
-	peerClosed := netip.AddrPortFrom(n.peerIP, 9).String()
+	srv := listen(t, n.HostIP.String()+":0")
+	peerClosed := netip.AddrPortFrom(n.PeerIP, 9).String()
 	if got := waitFor("ok", 5*time.Second, func() string { return n.fromPeer(t, "dial", srv) }); got != "ok" {
 		t.Fatalf("before: connect from the namespace: %s", got)
 	}
 	if err := g.SetAccounting(Accounting{NoticeInterval: time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	listed := netip.PrefixFrom(n.peerIP, 30).Masked()
+	listed := netip.PrefixFrom(n.PeerIP, 30).Masked()
 	if err := g.SetIntel(map[netip.Prefix]IntelEntry{listed: {List: 7}}); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestIntelBothDirections(t *testing.T) {
 	}
 	in := func(ingress, block bool) func(Notice) bool {
 		return func(no Notice) bool {
-			return no.Kind == NoticeIntel && no.Ingress == ingress && no.Block == block && no.Src == n.peerIP && no.Reason == 7
+			return no.Kind == NoticeIntel && no.Ingress == ingress && no.Block == block && no.Src == n.PeerIP && no.Reason == 7
 		}
 	}
 	if _, ok := readNotice(t, notices, 2*time.Second, in(true, false)); !ok {
@@ -234,7 +234,7 @@ func TestPayloadSignatures(t *testing.T) {
 	testenv.RequirePrivileged(t)
 	n := newNetns(t)
 	g, notices := openNetdef(t, n, "")
-	l, err := net.Listen("tcp", n.hostIP.String()+":0")
+	l, err := net.Listen("tcp", n.HostIP.String()+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,12 +276,12 @@ func TestPayloadSignatures(t *testing.T) {
 	if !ok {
 		t.Fatal("no payload notice for the stratum handshake")
 	}
-	if no.Reason != 0 || !no.Ingress || no.Src != n.peerIP || no.Dst != n.hostIP || no.Dport != srvPort || no.Proto != 6 || no.Block {
-		t.Errorf("notice %+v: want signature 0, ingress TCP from %v to %v:%d, not blocked", no, n.peerIP, n.hostIP, srvPort)
+	if no.Reason != 0 || !no.Ingress || no.Src != n.PeerIP || no.Dst != n.HostIP || no.Dport != srvPort || no.Proto != 6 || no.Block {
+		t.Errorf("notice %+v: want signature 0, ingress TCP from %v to %v:%d, not blocked", no, n.PeerIP, n.HostIP, srvPort)
 	}
 
 	// Egress, UDP: nothing needs to listen.
-	c, err := net.Dial("udp", netip.AddrPortFrom(n.peerIP, 3333).String())
+	c, err := net.Dial("udp", netip.AddrPortFrom(n.PeerIP, 3333).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +293,7 @@ func TestPayloadSignatures(t *testing.T) {
 	}
 
 	// A blocking signature drops the datagram; others pass.
-	u, err := net.ListenPacket("udp", n.hostIP.String()+":0")
+	u, err := net.ListenPacket("udp", n.HostIP.String()+":0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,9 +72,11 @@ func RunContainer(t testing.TB, spec ContainerSpec) *Container {
 	t.Helper()
 	runc, err := exec.LookPath("runc")
 	if err != nil {
+		SkipInGuest(t, "runc and a busybox root filesystem are not in the guest image")
 		t.Fatalf("runc is needed for container tests (apt-get install runc): %v", err)
 	}
 	if _, err := os.Stat(Busybox); err != nil {
+		SkipInGuest(t, "runc and a busybox root filesystem are not in the guest image")
 		t.Fatalf("a static busybox is needed for container tests (apt-get install busybox-static): %v", err)
 	}
 	if spec.ID == "" {

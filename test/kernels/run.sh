@@ -11,7 +11,7 @@
 # Environment:
 #   VIGIL_KT_PKGS=kernel,net   only these test packages (import path suffixes)
 #   VIGIL_KT_RUN=REGEX         -test.run for every package (no spaces)
-#   VIGIL_KT_TIMEOUT=1800      seconds per kernel before qemu is killed
+#   VIGIL_KT_TIMEOUT=3600      seconds per kernel before qemu is killed
 #   VIGIL_KT_TEST_TIMEOUT=15m  -test.timeout per package, in the guest
 #   VIGIL_KT_CACHE=DIR         downloads, builds and logs (default test/kernels/.cache)
 #   VIGIL_KT_EXPECT=a,b        kernel features the tests must find (kernelcap names);
@@ -22,7 +22,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache=${VIGIL_KT_CACHE:-$here/.cache}
-host_timeout=${VIGIL_KT_TIMEOUT:-1800}
+host_timeout=${VIGIL_KT_TIMEOUT:-3600}
 test_timeout=${VIGIL_KT_TEST_TIMEOUT:-15m}
 export CGO_ENABLED=0 DEBIAN_FRONTEND=noninteractive
 
@@ -251,6 +251,10 @@ build_root() {
 		printf '%s\t/kt/bin/%s.test\t/src/%s\n' "$p" "$n" "$p" >>"$root/kt/manifest"
 		expected=$((expected + 1))
 	done
+
+	# The guides the tests run (cmd/vigil's TestRuleWritingExamples reads
+	# ../../docs from its package directory, and runs commands from /src).
+	cp -a "$repo/docs" "$root/src/"
 
 	log "copying the programs the tests run"
 	for t in "${guest_tools[@]}"; do

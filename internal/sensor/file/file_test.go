@@ -1,9 +1,11 @@
 package file
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -352,6 +354,31 @@ func testPaths(t *testing.T, cfg Config) {
 		pid, _ := h.trigger(t, "/", "unlink", raw)
 		if f := h.wait(t, pid, event.FileUnlink).File; f.Path != d+"/e" || f.RawPath != raw || !f.Watched {
 			t.Errorf("unlink %s from /: %+v", raw, *f)
+		}
+	})
+	t.Run("longer than a record holds", func(t *testing.T) {
+		// A path of more than VIGIL_PATH_MAX - NAME_MAX - 1 bytes (but
+		// under PATH_MAX, so the trigger can chdir there): the kernel
+		// writes the names nearest the file and says it stopped. The
+		// "full" check is the branch a pre-6.7 verifier could drop as dead
+		// (bpf/lib/path.h), which would let this path through unflagged.
+		deep := d
+		for i := 0; len(deep)+251+len("/f") < 4080; i++ {
+			deep += fmt.Sprintf("/%03d%s", i, strings.Repeat("x", 246))
+		}
+		if err := os.MkdirAll(deep, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		h.watch(t, sensor.WatchWrite, deep)
+		full := deep + "/f"
+		pid, _ := h.trigger(t, deep, "open", "f", "101", "644")
+		f := h.wait(t, pid, event.FileCreate).File
+		if !f.PathTruncated || len(f.Path) >= len(full) || !strings.HasSuffix(full, f.Path) || !strings.HasPrefix(f.Path, "/") {
+			t.Errorf("open f in a %d-byte directory: path %q (%d bytes), truncated %v: want the end of %q, flagged truncated",
+				len(deep), f.Path, len(f.Path), f.PathTruncated, full)
+		}
+		if len(f.Path) < 3800-256 {
+			t.Errorf("only %d bytes of the path kept", len(f.Path))
 		}
 	})
 	t.Run("absolute and relative paths from elsewhere", func(t *testing.T) {
