@@ -161,7 +161,7 @@ func TestTamperingRaisesAlerts(t *testing.T) {
 		"agent-ptraced":        "PTRACE_SEIZE",
 		"agent-bpf-modified":   "BPF_MAP_UPDATE_ELEM",
 		"agent-files-modified": "zz-tamper.yaml",
-		"agent-pidfd-opened":   "python3",
+		"agent-pidfd-opened":   "opened a pidfd for the agent",
 	}
 	waitAlerts(t, output, want, &stderr)
 	waitAlerts(t, output, map[string]string{"agent-files-modified": "vigil.yaml", "agent-signalled": "SIG0"}, &stderr)
@@ -177,7 +177,7 @@ func TestTamperingRaisesAlerts(t *testing.T) {
 	if got := alertMessages(t, output)["agent-signalled"]; !strings.Contains(strings.Join(got, "\n"), "SIGTERM") {
 		t.Errorf("no agent-signalled alert for SIGTERM in the output; agent-signalled alerts: %q", got)
 	}
-	// One pidfd_open was of the agent, the other of python itself.
+	// One pidfd_open was of the agent, the other of the trigger itself.
 	if got := alertMessages(t, output)["agent-pidfd-opened"]; len(got) != 1 {
 		t.Errorf("agent-pidfd-opened alerts: %q, want the one for the agent's pid", got)
 	}
