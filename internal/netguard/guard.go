@@ -216,7 +216,15 @@ func (g *Guard) attachInterface(name string) error {
 		return fmt.Errorf("netguard: interface %q: %w", name, err)
 	}
 	in := g.objs.VgTcIn
-	if g.ingressMode(name, ifc.Index) == "tcx" {
+	tcx := g.ingressMode(name) == "tcx"
+	if !tcx {
+		if err := g.attachXDP(name, ifc.Index); errors.Is(err, errNoNativeXDP) {
+			tcx = true // auto mode, and the driver has no native XDP
+		} else if err != nil {
+			return err
+		}
+	}
+	if tcx {
 		// The ingress work is in the tcx ingress program. A run in another
 		// mode may have left its XDP link pinned.
 		if l, err := link.LoadPinnedLink(filepath.Join(g.linkDir(), "xdp-"+name), nil); err == nil {
@@ -225,8 +233,6 @@ func (g *Guard) attachInterface(name string) error {
 		}
 		g.xdpModes[name] = "tcx"
 		in = g.objs.VgTcInFull
-	} else if err := g.attachXDP(name, ifc.Index); err != nil {
-		return err
 	}
 	err = g.link("tcx-egress-"+name, g.objs.VgTcOut, func() (link.Link, error) {
 		return link.AttachTCX(link.TCXOptions{Program: g.objs.VgTcOut, Interface: ifc.Index, Attach: ebpf.AttachTCXEgress, Anchor: link.Head()})
@@ -244,24 +250,13 @@ func (g *Guard) attachInterface(name string) error {
 }
 
 // ingressMode says where an interface's ingress work runs: "tcx" when
-// configured, or in auto mode on veth and on interfaces whose driver has no
-// native XDP; "xdp" otherwise.
-func (g *Guard) ingressMode(name string, index int) string {
-	switch g.cfg.XDPMode {
-	case "tcx":
-		return "tcx"
-	case "native", "generic":
-		return "xdp"
-	}
-	if driver(name) == "veth" {
+// configured, or in auto mode on veth; "xdp" otherwise (in auto mode an
+// interface whose driver has no native XDP falls back to tcx at attach).
+func (g *Guard) ingressMode(name string) string {
+	switch {
+	case g.cfg.XDPMode == "tcx", g.cfg.XDPMode == "" && driver(name) == "veth":
 		return "tcx"
 	}
-	// Does the driver take native XDP? Try, and detach again.
-	l, err := link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: index, Flags: link.XDPDriverMode})
-	if err != nil {
-		return "tcx"
-	}
-	l.Close()
 	return "xdp"
 }
 
@@ -279,21 +274,29 @@ func driver(name string) string {
 	return unix.ByteSliceToString(info.Driver[:])
 }
 
-// attachXDP attaches the XDP program in the configured mode: native where
-// the driver has it (or as asked), generic otherwise.
+// errNoNativeXDP: in auto mode, the driver refused native XDP.
+var errNoNativeXDP = errors.New("no native XDP")
+
+// attachXDP attaches the XDP program in the configured mode: native or
+// generic as asked, or in auto mode native, failing with errNoNativeXDP
+// where the driver has none.
 func (g *Guard) attachXDP(name string, index int) error {
 	mode := "taken over"
 	err := g.link("xdp-"+name, g.objs.VgXdpIn, func() (link.Link, error) {
-		if g.cfg.XDPMode != "generic" {
-			l, err := link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: index, Flags: link.XDPDriverMode})
-			if err == nil || g.cfg.XDPMode == "native" {
-				mode = "native"
-				return l, err
-			}
+		if g.cfg.XDPMode == "generic" {
+			mode = "generic"
+			return link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: index, Flags: link.XDPGenericMode})
 		}
-		mode = "generic"
-		return link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: index, Flags: link.XDPGenericMode})
+		mode = "native"
+		l, err := link.AttachXDP(link.XDPOptions{Program: g.objs.VgXdpIn, Interface: index, Flags: link.XDPDriverMode})
+		if err != nil && g.cfg.XDPMode == "" {
+			return nil, fmt.Errorf("%w: %w", errNoNativeXDP, err)
+		}
+		return l, err
 	})
+	if errors.Is(err, errNoNativeXDP) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("netguard: attach xdp to %s: %w", name, err)
 	}
