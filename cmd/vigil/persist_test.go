@@ -4,8 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,42 +44,10 @@ func TestBlocksAndIsolationSurviveAgentRestart(t *testing.T) {
 		os.RemoveAll(pin)
 	})
 
-	// The veth pair: 10.232.x.y/30, host end vrt<id>, peer end in vigil-test-<id>.
-	base := netip.AddrFrom4([4]byte{10, 232, b[0], b[1] &^ 3})
-	hostIP, peerIP := base.Next(), base.Next().Next()
-	ns, hostIf, peerIf := "vigil-test-"+id, "vrt"+id, "vrp"+id
-	ip := func(args ...string) {
-		t.Helper()
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-		}
-	}
-	ip("netns", "add", ns)
-	t.Cleanup(func() {
-		exec.Command("ip", "link", "del", hostIf).Run()
-		exec.Command("ip", "netns", "del", ns).Run()
-	})
-	ip("link", "add", hostIf, "type", "veth", "peer", "name", peerIf)
-	ip("link", "set", peerIf, "netns", ns)
-	ip("addr", "add", hostIP.String()+"/30", "dev", hostIf)
-	ip("link", "set", hostIf, "up")
-	ip("-n", ns, "addr", "add", peerIP.String()+"/30", "dev", peerIf)
-	ip("-n", ns, "link", "set", peerIf, "up")
-	ln, err := net.Listen("tcp", hostIP.String()+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := ln.Addr().(*net.TCPAddr).Port
+	// The veth pair, the host end guarded, the peer end in the namespace.
+	n := testenv.NewNetns(t, 237, "vrt")
+	ns, hostIf, hostIP, peerIP := n.Name, n.HostIf, n.HostIP, n.PeerIP
+	port := testenv.TCPServer(t, hostIP.String()+":0").Port()
 	// dial connects from the peer to the host: "ok" or "refused or timeout".
 	dial := func() string {
 		err := exec.Command("ip", "netns", "exec", ns, "timeout", "2", "bash", "-c",

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,21 +43,7 @@ func TestNetDefenseDomainListThroughTheAgent(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	<-a.Ready()
 
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	port := l.Addr().(*net.TCPAddr).Port
+	port := testenv.TCPServer(t, "127.0.0.1:0").Port()
 	script := fmt.Sprintf(`import socket, struct
 q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
 q += b"".join(bytes([len(l)]) + l.encode() for l in "x.pool.evil.example".split(".")) + b"\0" + struct.pack(">HH", 1, 1)

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -106,21 +105,7 @@ func TestPayloadRulesThroughTheAgent(t *testing.T) {
 		}
 	})
 
-	l, err := net.Listen("tcp", n.HostIP.String()+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(io.Discard, c); c.Close() }()
-		}
-	}()
-	srv := netip.MustParseAddrPort(l.Addr().String())
+	srv := testenv.TCPServer(t, n.HostIP.String()+":0")
 	// The link may take a moment.
 	deadline := time.Now().Add(5 * time.Second)
 	for peerSend(n, "tcp", srv, "hello") != nil {

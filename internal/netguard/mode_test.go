@@ -2,7 +2,6 @@ package netguard
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -36,21 +35,7 @@ func TestXDPModes(t *testing.T) {
 			if got := g.XDPModes()[n.HostIf]; got != want {
 				t.Fatalf("attached in %q mode, want %q", got, want)
 			}
-			l, err := net.Listen("tcp", n.HostIP.String()+":0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-			go func() {
-				for {
-					c, err := l.Accept()
-					if err != nil {
-						return
-					}
-					c.Close()
-				}
-			}()
-			ap := netip.MustParseAddrPort(l.Addr().String())
+			ap := testenv.TCPServer(t, n.HostIP.String()+":0")
 			ping := func() bool {
 				return exec.Command("ip", "netns", "exec", n.Name, "timeout", "2", "bash", "-c",
 					fmt.Sprintf("exec 3<>/dev/tcp/%s/%d", ap.Addr(), ap.Port())).Run() == nil

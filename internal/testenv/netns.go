@@ -3,6 +3,8 @@ package testenv
 import (
 	"crypto/rand"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -53,4 +55,26 @@ func NewNetns(t testing.TB, subnet byte, prefix string) *Netns {
 	run("-n", n.Name, "link", "set", n.PeerIf, "up")
 	run("-n", n.Name, "link", "set", "lo", "up")
 	return n
+}
+
+// TCPServer listens on addr (host:0 for a free port), reads what each
+// connection sends and closes it, until the test ends; it returns the
+// address it listens on.
+func TCPServer(t testing.TB, addr string) netip.AddrPort {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	return netip.MustParseAddrPort(l.Addr().String())
 }
