@@ -36,19 +36,7 @@ metrics:
   listen: 127.0.0.1:0
 `+testScope, filepath.Join(dir, "events.json"), filepath.Join(dir, "status.sock"), db, filepath.Join(dir, "lib", "web.token"))), 0o644)
 
-	var stderr lockedBuffer
-	agent := exec.Command(bin, "run", "--config", cfg)
-	agent.Stderr = &stderr
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		agent.Process.Signal(syscall.SIGINT)
-		if err := agent.Wait(); err != nil {
-			t.Errorf("vigil run: %v\n%s", err, stderr.String())
-		}
-	}()
-	waitFor(t, "agent start", &stderr, "process cache filled")
+	_, stderr := startAgent(t, bin, cfg)
 	if st, err := os.Stat(db); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("store file: %v %v, want mode 0600", err, st)
 	}

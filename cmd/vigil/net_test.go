@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,19 +47,7 @@ netdefense:
   flood:
     enabled: false
 `, filepath.Join(dir, "events.json"), sock, pin, n.HostIf)), 0o644)
-	var stderr lockedBuffer
-	agent := exec.Command(bin, "run", "--config", cfg)
-	agent.Stderr = &stderr
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		agent.Process.Signal(syscall.SIGINT)
-		if err := agent.Wait(); err != nil {
-			t.Errorf("vigil run: %v\n%s", err, stderr.String())
-		}
-	}()
-	waitFor(t, "agent start", &stderr, "process cache filled")
+	_, stderr := startAgent(t, bin, cfg)
 
 	// About 200 datagrams a second from the peer while the test looks.
 	sender := exec.Command("ip", "netns", "exec", n.Name, "timeout", "20", "bash", "-c",

@@ -51,19 +51,7 @@ rules:
   watch: false
 `+testScope, filepath.Join(dir, "events.json"), sock, filepath.Join(dir, "vigil.db"), rulesDir)), 0o600)
 
-	var stderr lockedBuffer
-	agent := exec.Command(bin, "run", "--config", cfg)
-	agent.Stderr = &stderr
-	if err := agent.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		agent.Process.Signal(syscall.SIGINT)
-		if err := agent.Wait(); err != nil {
-			t.Errorf("vigil run: %v\n%s", err, stderr.String())
-		}
-	}()
-	waitFor(t, "agent start", &stderr, "process cache filled")
+	agent, stderr := startAgent(t, bin, cfg)
 	m := regexp.MustCompile(`metrics listening.*addr=(127\.0\.0\.1:\d+)`).FindStringSubmatch(stderr.String())
 	if m == nil {
 		t.Fatalf("no metrics address in the log:\n%s", stderr.String())
@@ -127,7 +115,7 @@ rules:
 	// A reload replaces the rule set, whose own counts start again at 0;
 	// the agent's do not go back.
 	agent.Process.Signal(syscall.SIGHUP)
-	waitFor(t, "the reload", &stderr, "rules reloaded")
+	waitFor(t, "the reload", stderr, "rules reloaded")
 	if got := status().Rules.EvalErrors["bad-index"]; got < before {
 		t.Errorf("bad-index errors went from %d to %d over a reload", before, got)
 	}

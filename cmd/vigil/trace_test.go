@@ -41,6 +41,26 @@ func limit(d time.Duration) time.Duration {
 	return d
 }
 
+// startAgent runs `vigil run --config cfg` until the test ends (SIGINT, and
+// an error if it then fails), and waits for it to fill its process cache.
+func startAgent(t *testing.T, bin, cfg string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	stderr := &lockedBuffer{}
+	agent := exec.Command(bin, "run", "--config", cfg)
+	agent.Stderr = stderr
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		agent.Process.Signal(syscall.SIGINT)
+		if err := agent.Wait(); err != nil {
+			t.Errorf("vigil run: %v\n%s", err, stderr.String())
+		}
+	})
+	waitFor(t, "agent start", stderr, "process cache filled")
+	return agent, stderr
+}
+
 func waitFor(t *testing.T, what string, buf *lockedBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(limit(20 * time.Second))

@@ -190,7 +190,11 @@ func (r *Responder) handleDeny(t *event.Event, dry bool, report reportFunc) {
 	}
 	if t.Net.Op == event.NetPayload {
 		// netguard's tcx program drops the packets of a deny payload rule.
-		target := fmt.Sprintf("packet %s %s %s", t.Net.Source, map[bool]string{true: "<-", false: "->"}[t.Net.Dir == "ingress"], t.Net.Destination)
+		arrow := "->"
+		if t.Net.Dir == "ingress" {
+			arrow = "<-"
+		}
+		target := fmt.Sprintf("packet %s %s %s", t.Net.Source, arrow, t.Net.Destination)
 		switch {
 		case t.Return == -1:
 			report(MechTCX, target, event.ResponseDone, "the packet was dropped")

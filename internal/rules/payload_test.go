@@ -136,9 +136,8 @@ func TestPayloadMatches(t *testing.T) {
 		want bool
 	}{
 		{"abc", true}, {"xxabcxx", true}, {"ab", false}, {"", false},
-		{string(long) + "abc", true},      // ends at byte 128
-		{string(long) + "xabc", false},    // ends at byte 129
-		{string(long) + "ab" + "c", true}, // same as the first
+		{string(long) + "abc", true},   // ends at byte 128
+		{string(long) + "xabc", false}, // ends at byte 129
 	} {
 		if got := p.Matches([]byte(tt.data)); got != tt.want {
 			t.Errorf("Matches(%d bytes ending %q) = %v, want %v", len(tt.data), tt.data[max(0, len(tt.data)-5):], got, tt.want)
